@@ -1,0 +1,174 @@
+/**
+ * The `unface` command line: argument parsing, output formatting and exit codes around the
+ * library calls in src/pipeline.ts. It holds no logic of its own beyond that.
+ */
+import { parseArgs } from 'node:util'
+import { readFileSync } from 'node:fs'
+import { ExitCode, UnfaceError, UsageError } from '../io/errors.js'
+import { itkConsoleOutput } from '../io/quiet-itk.js'
+import { defaceFile, inspectFile } from '../pipeline.js'
+import type { VolumeInfo } from '../io/volume-info.js'
+import { DEFAULT_MAX_VOXELS } from '../io/read-volume.js'
+import { terminalProgress } from './progress.js'
+
+export interface CliStreams {
+  stdout: NodeJS.WritableStream
+  stderr: NodeJS.WriteStream | NodeJS.WritableStream
+}
+
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
+
+const HELP = `unface ${VERSION}: remove the face from head MRI and CT volumes.
+
+Usage:
+  unface info IN [--json] [--series UID]
+  unface deface IN [-o OUT] [options]
+  unface --help | --version
+
+Commands:
+  info      Print format, size, spacing, orientation, obliquity, pixel type, modality guess,
+            intensity range and any identifying header text of a volume.
+  deface    Read IN and write the defaced volume to OUT. (This version reads and writes only:
+            segmentation, defacing and verification stages are not in this build yet.)
+
+IN is a .nii, .nii.gz, .nrrd, .nhdr, .mha or .mhd file, or a directory holding a DICOM series.
+OUT takes its format from its extension; by default it is IN_defaced in the input's format
+(.nii.gz for DICOM input).
+
+Options:
+  -o, --output PATH      Where to write the result.
+  -f, --force            Replace OUT if it exists.
+      --in-place         Allow OUT to be IN (overwrites the input).
+      --keep-header-text Keep NIfTI descrip, aux_file, intent_name, db_name and extensions, and
+                         NRRD/MetaImage key-values. By default they are cleared, because they carry
+                         names, dates and comments.
+      --series UID       For a DICOM directory holding several series: the one to read.
+      --max-voxels N     Refuse volumes larger than N voxels (default ${DEFAULT_MAX_VOXELS}).
+      --json             Print the result as JSON on stdout.
+      --debug            Print stack traces and itk-wasm output on errors.
+  -h, --help             Show this help.
+  -V, --version          Show the version.
+
+Exit codes:
+  0  success
+  1  bad input, unwritable output, or a processing error
+  2  usage error (bad command line)
+  3  verification failed: the face could not be confirmed removed; nothing was written
+`
+
+const OPTIONS = {
+  output: { type: 'string', short: 'o' },
+  force: { type: 'boolean', short: 'f' },
+  'in-place': { type: 'boolean' },
+  'keep-header-text': { type: 'boolean' },
+  series: { type: 'string' },
+  'max-voxels': { type: 'string' },
+  json: { type: 'boolean' },
+  debug: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'V' },
+} as const
+
+export async function runCli(argv: string[], streams: CliStreams = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  let debug = argv.includes('--debug')
+  try {
+    const { values, positionals } = parseCommandLine(argv)
+    debug = values.debug === true
+    if (values.help === true) {
+      streams.stdout.write(HELP)
+      return ExitCode.ok
+    }
+    if (values.version === true) {
+      streams.stdout.write(`unface ${VERSION}\n`)
+      return ExitCode.ok
+    }
+    const [command, input, ...extra] = positionals
+    if (command === undefined) throw new UsageError('missing command (try: unface --help)')
+    if (command !== 'info' && command !== 'deface') throw new UsageError(`unknown command '${command}' (try: unface --help)`)
+    if (input === undefined) throw new UsageError(`${command}: missing input file`)
+    if (extra.length > 0) throw new UsageError(`${command}: unexpected argument '${extra[0]}'`)
+    const readOptions = {
+      ...(values.series === undefined ? {} : { seriesUid: values.series }),
+      ...(values['max-voxels'] === undefined ? {} : { maxVoxels: parseCount(values['max-voxels'], '--max-voxels') }),
+    }
+
+    if (command === 'info') {
+      if (values.output !== undefined) throw new UsageError('info: -o is not an option of info')
+      const info = await inspectFile(input, readOptions)
+      streams.stdout.write(values.json === true ? `${JSON.stringify(info, null, 2)}\n` : formatInfo(info))
+      return ExitCode.ok
+    }
+
+    const progress = terminalProgress(streams.stderr as NodeJS.WriteStream)
+    try {
+      const result = await defaceFile(input, {
+        ...readOptions,
+        ...(values.output === undefined ? {} : { output: values.output }),
+        force: values.force === true,
+        inPlace: values['in-place'] === true,
+        keepHeaderText: values['keep-header-text'] === true,
+        onStage: (stage) => progress.stage(stage),
+      })
+      progress.done()
+      if (values.json === true) streams.stdout.write(`${JSON.stringify(result, null, 2)}\n`)
+      for (const note of result.notes) streams.stderr.write(`unface: note: ${note}\n`)
+      if ((streams.stderr as NodeJS.WriteStream).isTTY === true) streams.stderr.write(`unface: wrote ${result.output}\n`)
+    } finally {
+      progress.done()
+    }
+    return ExitCode.ok
+  } catch (error) {
+    return reportError(error, streams, debug)
+  }
+}
+
+function parseCommandLine(argv: string[]) {
+  try {
+    return parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true })
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message.split('\n')[0]} (try: unface --help)`)
+  }
+}
+
+function parseCount(text: string, flag: string): number {
+  const value = Number(text)
+  if (!Number.isSafeInteger(value) || value <= 0) throw new UsageError(`${flag} needs a positive whole number, got '${text}'`)
+  return value
+}
+
+function reportError(error: unknown, streams: CliStreams, debug: boolean): number {
+  const known = error instanceof UnfaceError
+  const message = known ? error.message : `internal error: ${(error as Error)?.message ?? String(error)}`
+  streams.stderr.write(`unface: ${message.split('\n')[0]}\n`)
+  if (debug) {
+    streams.stderr.write(`${(error as Error)?.stack ?? ''}\n`)
+    const cause = (error as Error)?.cause
+    if (cause !== undefined) streams.stderr.write(`caused by: ${(cause as Error)?.stack ?? String(cause)}\n`)
+    const itk = itkConsoleOutput()
+    if (itk.length > 0) streams.stderr.write(`itk-wasm said:\n${itk.join('\n')}\n`)
+  }
+  return known ? error.exitCode : ExitCode.error
+}
+
+function formatInfo(info: VolumeInfo): string {
+  const formats = { nifti: 'NIfTI', nrrd: 'NRRD', metaimage: 'MetaImage', dicom: 'DICOM series' }
+  const rows: Array<[string, string]> = [
+    ['format', formats[info.format]],
+    ['size', info.size.join(' x ')],
+    ['spacing', `${info.spacing.map((s) => round(s)).join(' x ')} mm`],
+    ['origin', `${info.origin.map((o) => round(o)).join(', ')} mm (LPS)`],
+    ['orientation', `${info.orientation} (${info.oblique ? `oblique by ${round(info.obliquityDegrees)} degrees` : 'not oblique'})`],
+    ['pixel type', info.pixelType + (info.scaling ? ` (scaled: x ${round(info.scaling.slope)} + ${round(info.scaling.intercept)})` : '')],
+    ['modality', `${info.modality} (guess)`],
+    ['intensities', `${round(info.intensityRange[0])} .. ${round(info.intensityRange[1])}`],
+  ]
+  const lines = [info.path, ...rows.map(([k, v]) => `  ${k.padEnd(12)} ${v}`)]
+  if (info.headerText.length === 0) lines.push(`  ${'header text'.padEnd(12)} none`)
+  for (const { field, value } of info.headerText) lines.push(`  header text  ${field}: ${value}`)
+  for (const note of info.notes) lines.push(`  note         ${note}`)
+  return `${lines.join('\n')}\n`
+}
+
+function round(value: number): string {
+  return String(Math.round(value * 1000) / 1000)
+}

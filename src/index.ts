@@ -1,0 +1,10 @@
+/** The library: everything the CLI does, callable from TypeScript. */
+export type { Volume, Geometry, PixelType, VoxelArray, Modality, VolumeFormat, HeaderText, Vec3, Mat3 } from './io/volume.js'
+export { realIntensities, withVoxels } from './io/volume.js'
+export { UnfaceError, ExitCode } from './io/errors.js'
+export { readVolume, DEFAULT_MAX_VOXELS, type ReadOptions } from './io/read-volume.js'
+export { writeVolume, type WriteOptions, type WriteResult } from './io/write-volume.js'
+export { toCanonical, fromCanonical, toCanonicalVoxels, fromCanonicalVoxels, type CanonicalTransform } from './io/canonical-grid.js'
+export { orientationCode, obliquityDegrees } from './io/orientation.js'
+export { volumeInfo, type VolumeInfo } from './io/volume-info.js'
+export { defaceFile, inspectFile, defaultOutputPath, type DefaceOptions, type DefaceResult } from './pipeline.js'

@@ -1,0 +1,105 @@
+/**
+ * The model and the renderer work on one voxel layout whatever the scanner wrote: axis 0 towards
+ * the patient's right, axis 1 anterior, axis 2 superior (RAS). Getting there is only a
+ * permutation and flips of the voxel axes, never a resampling, so the way back is exact. Any
+ * residual obliquity stays in the canonical volume's direction matrix.
+ */
+import type { Geometry, Mat3, Vec3, Volume, VoxelArray } from './volume.js'
+import { allocateVoxels, geometryOf, pixelTypeOf } from './volume.js'
+import { nearestAxes } from './orientation.js'
+import { mat3Vec3 } from './matrix.js'
+
+export interface CanonicalTransform {
+  /** Canonical axis i is original voxel axis `axes[i]`. */
+  axes: [number, number, number]
+  /** Canonical axis i runs opposite to its original axis. */
+  flipped: [boolean, boolean, boolean]
+  /** The geometry of the volume before the transform, restored exactly on the way back. */
+  original: Geometry
+}
+
+export function canonicalTransformOf(geometry: Geometry): CanonicalTransform {
+  const nearest = nearestAxes(geometry.direction)
+  const axes: [number, number, number] = [0, 0, 0]
+  const flipped: [boolean, boolean, boolean] = [false, false, false]
+  nearest.forEach(({ axis, sign }, voxelAxis) => {
+    axes[axis] = voxelAxis
+    flipped[axis] = sign < 0
+  })
+  return { axes, flipped, original: geometryOf(geometry) }
+}
+
+export function canonicalGeometry(transform: CanonicalTransform): Geometry {
+  const { axes, flipped, original } = transform
+  const size = axes.map((a) => original.size[a] as number) as Vec3
+  const spacing = axes.map((a) => original.spacing[a] as number) as Vec3
+  const direction = new Array<number>(9).fill(0)
+  for (let c = 0; c < 3; c++) {
+    const a = axes[c] as number
+    const sign = flipped[c] ? -1 : 1
+    for (let r = 0; r < 3; r++) direction[r * 3 + c] = sign * (original.direction[r * 3 + a] as number)
+  }
+  // The canonical first voxel is the original voxel at the far end of every flipped axis.
+  const start = [0, 0, 0]
+  axes.forEach((a, c) => {
+    if (flipped[c]) start[a] = (original.size[a] as number) - 1
+  })
+  const offset = mat3Vec3(original.direction, start.map((s, i) => s * (original.spacing[i] as number)) as Vec3)
+  const origin = original.origin.map((o, i) => o + offset[i]!) as Vec3
+  return { size, spacing, origin, direction: direction as Mat3 }
+}
+
+export function toCanonical(volume: Volume): { volume: Volume; transform: CanonicalTransform } {
+  const transform = canonicalTransformOf(volume)
+  const geometry = canonicalGeometry(transform)
+  const data = toCanonicalVoxels(volume.data, transform)
+  return { volume: { ...volume, ...geometry, data, pixelType: pixelTypeOf(data) }, transform }
+}
+
+export function fromCanonical(volume: Volume, transform: CanonicalTransform): Volume {
+  const data = fromCanonicalVoxels(volume.data, transform)
+  return { ...volume, ...geometryOf(transform.original), data, pixelType: pixelTypeOf(data) }
+}
+
+/** Reorders any per-voxel array (intensities, labels, probabilities) into the canonical layout. */
+export function toCanonicalVoxels<T extends VoxelArray>(data: T, transform: CanonicalTransform): T {
+  const out = allocateVoxels(pixelTypeOf(data), data.length) as T
+  walk(transform, (canonicalIndex, originalIndex) => {
+    out[canonicalIndex] = data[originalIndex] as number
+  })
+  return out
+}
+
+/** The exact inverse of toCanonicalVoxels. */
+export function fromCanonicalVoxels<T extends VoxelArray>(data: T, transform: CanonicalTransform): T {
+  const out = allocateVoxels(pixelTypeOf(data), data.length) as T
+  walk(transform, (canonicalIndex, originalIndex) => {
+    out[originalIndex] = data[canonicalIndex] as number
+  })
+  return out
+}
+
+/** Visits every voxel once with its index in both layouts. */
+function walk(transform: CanonicalTransform, visit: (canonicalIndex: number, originalIndex: number) => void): void {
+  const { axes, flipped, original } = transform
+  const [nx, ny] = original.size
+  const originalStrides = [1, nx, nx * ny]
+  const size = axes.map((a) => original.size[a] as number)
+  const step = axes.map((a, c) => (flipped[c] ? -1 : 1) * (originalStrides[a] as number))
+  let base = 0
+  axes.forEach((a, c) => {
+    if (flipped[c]) base += ((original.size[a] as number) - 1) * (originalStrides[a] as number)
+  })
+  const [s0, s1, s2] = step as [number, number, number]
+  const [n0, n1, n2] = size as [number, number, number]
+  let canonicalIndex = 0
+  for (let k = 0; k < n2; k++) {
+    for (let j = 0; j < n1; j++) {
+      let originalIndex = base + k * s2 + j * s1
+      for (let i = 0; i < n0; i++) {
+        visit(canonicalIndex++, originalIndex)
+        originalIndex += s0
+      }
+    }
+  }
+}

@@ -1,0 +1,109 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { basename, join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { readImageNode } from '@itk-wasm/image-io'
+import type { Volume } from './volume.js'
+import { realIntensities } from './volume.js'
+import { readVolume } from './read-volume.js'
+import { writeVolume } from './write-volume.js'
+import { parseNiftiHeader } from './nifti.js'
+import { readFile } from 'node:fs/promises'
+import { gunzipSync } from 'node:zlib'
+import { indexedVolume, rotation } from '../../test/synthetic-volume.js'
+import { describeWithSharedData, sharedFiles } from '../../test/shared-data.js'
+
+let dir: string
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'unface-roundtrip-'))
+})
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true })
+})
+
+function expectSameGeometry(a: Volume, b: Volume, tolerance = 0): void {
+  expect(b.size).toEqual(a.size)
+  const close = (x: number[], y: number[]) => x.forEach((v, i) => expect(Math.abs(v - (y[i] as number))).toBeLessThanOrEqual(tolerance))
+  close(b.spacing, a.spacing)
+  close(b.origin, a.origin)
+  close(b.direction, a.direction)
+}
+
+function expectSameIntensities(a: Volume, b: Volume): void {
+  const x = realIntensities(a)
+  const y = realIntensities(b)
+  expect(y.length).toBe(x.length)
+  expect(Buffer.from(y.buffer).equals(Buffer.from(x.buffer))).toBe(true)
+}
+
+async function niftiHeaderOf(path: string) {
+  const bytes = await readFile(path)
+  return parseNiftiHeader(path.endsWith('.gz') ? gunzipSync(bytes) : bytes, path)
+}
+
+describe('round trips of synthetic volumes (no ../shared needed)', () => {
+  const oblique = rotation([10, -5, 25])
+  for (const extension of ['.nii', '.nii.gz', '.nrrd', '.nhdr', '.mha', '.mhd']) {
+    for (const pixelType of ['uint8', 'int16', 'float32'] as const) {
+      it(`${pixelType} oblique volume through ${extension}`, async () => {
+        const original = indexedVolume({ pixelType, direction: oblique, size: [9, 7, 5] })
+        const path = join(dir, `synthetic-${pixelType}${extension}`)
+        await writeVolume(original, path)
+        const again = await readVolume(path)
+        expect(again.pixelType).toBe(pixelType)
+        expect(Array.from(again.data)).toEqual(Array.from(original.data))
+        // NIfTI stores geometry as float32; the other formats as decimal text of doubles.
+        expectSameGeometry(original, again, extension.startsWith('.nii') ? 2e-5 : 1e-9)
+      })
+    }
+  }
+})
+
+describeWithSharedData('round trips of every real head (read, write, read)', () => {
+  const heads = sharedFiles('heads')
+  it('found the real heads', () => expect(heads.length).toBeGreaterThanOrEqual(19))
+  for (const path of heads) {
+    it(`${basename(path)} through .nii.gz, .nrrd and .mha`, async () => {
+      const original = await readVolume(path)
+      for (const extension of ['.nii.gz', '.nrrd', '.mha']) {
+        const out = join(dir, basename(path).replace(/\.nii\.gz$/, extension))
+        await writeVolume(original, out)
+        const again = await readVolume(out)
+        // NIfTI carries the original header bytes, so geometry is bit-identical; NRRD and
+        // MetaImage store doubles as decimal text, which can move the last bit (1e-16).
+        expectSameGeometry(original, again, extension === '.nii.gz' ? 0 : 1e-12)
+        expectSameIntensities(original, again)
+        if (extension === '.nii.gz') {
+          expect(again.pixelType).toBe(original.pixelType)
+          expect(Buffer.from(again.data.buffer).equals(Buffer.from(original.data.buffer))).toBe(true)
+          const before = await niftiHeaderOf(path)
+          const after = await niftiHeaderOf(out)
+          expect(after.qformCode).toBe(before.qformCode)
+          expect(after.sformCode).toBe(before.sformCode)
+          expect(after.scaling).toEqual(before.scaling)
+          expect(after.pixdim).toEqual(before.pixdim)
+          expect(after.affineRas).toEqual(before.affineRas)
+        } else if (original.scaling === undefined) {
+          expect(again.pixelType).toBe(original.pixelType)
+        }
+      }
+    })
+  }
+
+  it('our NIfTI reader agrees with itk-wasm on geometry and intensities for every real volume', async () => {
+    for (const path of [...heads, ...sharedFiles('controls'), ...sharedFiles('brainmasks')]) {
+      const ours = await readVolume(path)
+      const itk = await readImageNode(path)
+      expect(ours.size, path).toEqual(itk.size)
+      const diff = (a: number[], b: ArrayLike<number>) => Math.max(...a.map((v, i) => Math.abs(v - Number(b[i]))))
+      expect(diff(ours.spacing, itk.spacing), path).toBeLessThan(1e-6)
+      expect(diff(ours.origin, itk.origin), path).toBeLessThan(1e-6)
+      expect(diff(ours.direction, itk.direction as unknown as ArrayLike<number>), path).toBeLessThan(1e-6)
+      const real = realIntensities(ours)
+      const theirs = itk.data as unknown as ArrayLike<number>
+      let worst = 0
+      for (let i = 0; i < real.length; i++) worst = Math.max(worst, Math.abs((real[i] as number) - (theirs[i] as number)))
+      expect(worst, path).toBe(0)
+    }
+  })
+})

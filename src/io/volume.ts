@@ -1,0 +1,136 @@
+/**
+ * The one data type every stage works on: voxels plus the geometry that places them in the
+ * patient. Geometry follows itk-wasm: physical coordinates are LPS, and `direction` is a
+ * row-major 3x3 matrix whose column c is the unit vector of voxel axis c.
+ */
+
+export const PIXEL_TYPES = ['uint8', 'int8', 'uint16', 'int16', 'uint32', 'int32', 'float32', 'float64'] as const
+export type PixelType = (typeof PIXEL_TYPES)[number]
+
+export type VoxelArray =
+  | Uint8Array
+  | Int8Array
+  | Uint16Array
+  | Int16Array
+  | Uint32Array
+  | Int32Array
+  | Float32Array
+  | Float64Array
+
+export type Vec3 = [number, number, number]
+/** Row-major 3x3: m[r * 3 + c]. */
+export type Mat3 = [number, number, number, number, number, number, number, number, number]
+
+export type Modality = 'CT' | 'MR'
+
+export type VolumeFormat = 'nifti' | 'nrrd' | 'metaimage' | 'dicom'
+
+export interface Geometry {
+  /** Voxels along each axis; axis 0 varies fastest in `data`. */
+  size: Vec3
+  /** Millimetres between voxel centres along each axis. */
+  spacing: Vec3
+  /** LPS position, in mm, of the centre of voxel (0, 0, 0). */
+  origin: Vec3
+  direction: Mat3
+}
+
+/** What the stored value means: real = stored * slope + intercept (NIfTI scl_slope/scl_inter). */
+export interface IntensityScaling {
+  slope: number
+  intercept: number
+}
+
+/** Free-text header fields that may identify a person or a session. */
+export interface HeaderText {
+  field: string
+  value: string
+}
+
+export interface VolumeSource {
+  path: string
+  format: VolumeFormat
+  /**
+   * The original NIfTI header bytes (348 or 540), kept so a NIfTI written back carries the same
+   * qform, sform, codes, units and scaling as the one read.
+   */
+  niftiHeader?: Uint8Array
+  /** DICOM files that made up the series, in slice order. */
+  dicomFiles?: string[]
+  /** Notes on what reading had to do (gantry tilt, uneven spacing), for reports. */
+  notes: string[]
+}
+
+export interface Volume extends Geometry {
+  data: VoxelArray
+  pixelType: PixelType
+  scaling?: IntensityScaling
+  modality: Modality
+  /** Identifying free text found in the header (kept only to report and scrub it). */
+  headerText: HeaderText[]
+  source: VolumeSource
+}
+
+export function voxelCount(size: Vec3): number {
+  return size[0] * size[1] * size[2]
+}
+
+export function allocateVoxels(pixelType: PixelType, length: number): VoxelArray {
+  switch (pixelType) {
+    case 'uint8':
+      return new Uint8Array(length)
+    case 'int8':
+      return new Int8Array(length)
+    case 'uint16':
+      return new Uint16Array(length)
+    case 'int16':
+      return new Int16Array(length)
+    case 'uint32':
+      return new Uint32Array(length)
+    case 'int32':
+      return new Int32Array(length)
+    case 'float32':
+      return new Float32Array(length)
+    case 'float64':
+      return new Float64Array(length)
+  }
+}
+
+export function pixelTypeOf(data: VoxelArray): PixelType {
+  if (data instanceof Uint8Array) return 'uint8'
+  if (data instanceof Int8Array) return 'int8'
+  if (data instanceof Uint16Array) return 'uint16'
+  if (data instanceof Int16Array) return 'int16'
+  if (data instanceof Uint32Array) return 'uint32'
+  if (data instanceof Int32Array) return 'int32'
+  if (data instanceof Float32Array) return 'float32'
+  return 'float64'
+}
+
+/** Real-world intensities (scaling applied) as float32, which is what the model and renderer read. */
+export function realIntensities(volume: Volume): Float32Array {
+  const out = new Float32Array(volume.data.length)
+  const slope = volume.scaling?.slope ?? 1
+  const intercept = volume.scaling?.intercept ?? 0
+  const data = volume.data
+  for (let i = 0; i < data.length; i++) out[i] = (data[i] as number) * slope + intercept
+  return out
+}
+
+/** The geometry alone, for stages that must keep it unchanged. */
+export function geometryOf(volume: Geometry): Geometry {
+  return {
+    size: [...volume.size],
+    spacing: [...volume.spacing],
+    origin: [...volume.origin],
+    direction: [...volume.direction],
+  }
+}
+
+/** A copy of the volume with other voxels; everything else, geometry included, is kept. */
+export function withVoxels(volume: Volume, data: VoxelArray): Volume {
+  if (data.length !== volume.data.length) {
+    throw new Error(`voxel count changed: ${volume.data.length} -> ${data.length}`)
+  }
+  return { ...volume, data, pixelType: pixelTypeOf(data) }
+}
