@@ -8,7 +8,7 @@ import { ExitCode, UnfaceError, UsageError } from '../io/errors.js'
 import { itkConsoleOutput } from '../io/quiet-itk.js'
 import { defaceFile, inspectFile } from '../pipeline.js'
 import type { VolumeInfo } from '../io/volume-info.js'
-import { DEFAULT_MAX_VOXELS } from '../io/read-volume.js'
+import { DEFAULT_MAX_VOXELS } from '../io/limits.js'
 import { terminalProgress } from './progress.js'
 
 export interface CliStreams {

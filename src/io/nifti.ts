@@ -7,6 +7,7 @@
 import type { HeaderText, IntensityScaling, Mat3, PixelType, Vec3, VoxelArray } from './volume.js'
 import { allocateVoxels } from './volume.js'
 import { UnfaceError } from './errors.js'
+import { assertWithinLimit } from './limits.js'
 import { mat3Determinant } from './matrix.js'
 
 const DATATYPE_TO_PIXEL: ReadonlyMap<number, PixelType> = new Map([
@@ -223,14 +224,6 @@ function volumeExtent(header: NiftiHeader, file: string): [number, number, numbe
   return [nx, ny, nz]
 }
 
-export function assertWithinLimit(count: number, maxVoxels: number, file: string): void {
-  if (count > maxVoxels) {
-    throw new UnfaceError(
-      `volume has ${count} voxels, over the limit of ${maxVoxels} (raise it with --max-voxels)`,
-      { file },
-    )
-  }
-}
 
 /**
  * A .nii for `data`: the original header when there is one (same grid and type), otherwise a

@@ -8,13 +8,10 @@ import type { Volume } from './volume.js'
 import { UnfaceError } from './errors.js'
 import { SUPPORTED_EXTENSIONS, formatOfPath } from './format.js'
 import { niftiToVolume } from './nifti-file.js'
-import { assertWithinLimit } from './nifti.js'
+import { DEFAULT_MAX_VOXELS, assertWithinLimit } from './limits.js'
 import { assertScalarVolume, imageToVolume } from './itk-image.js'
 import { quietly } from './quiet-itk.js'
 import { readDicomSeries } from './dicom-series.js'
-
-/** 512^3: four times a 1 mm whole-head scan, and about 0.5 GB as float32. */
-export const DEFAULT_MAX_VOXELS = 512 ** 3
 
 export interface ReadOptions {
   /** Refuse volumes with more voxels than this, before allocating them. */
@@ -27,9 +24,7 @@ export async function readVolume(path: string, options: ReadOptions = {}): Promi
   const maxVoxels = options.maxVoxels ?? DEFAULT_MAX_VOXELS
   const info = await statInput(path)
   if (info.isDirectory()) {
-    const volume = await readDicomSeries(path, options.seriesUid === undefined ? {} : { seriesUid: options.seriesUid })
-    assertWithinLimit(volume.data.length, maxVoxels, path)
-    return volume
+    return readDicomSeries(path, { maxVoxels, ...(options.seriesUid === undefined ? {} : { seriesUid: options.seriesUid }) })
   }
   if (info.size === 0) throw new UnfaceError('is empty', { file: path })
   const format = formatOfPath(path)

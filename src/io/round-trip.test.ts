@@ -11,7 +11,8 @@ import { parseNiftiHeader } from './nifti.js'
 import { readFile } from 'node:fs/promises'
 import { gunzipSync } from 'node:zlib'
 import { indexedVolume, rotation } from '../../test/synthetic-volume.js'
-import { describeWithSharedData, sharedFiles } from '../../test/shared-data.js'
+import { describeWithSharedData, sharedFiles, sharedPath } from '../../test/shared-data.js'
+import { readDicomHeader } from './dicom-series.js'
 
 let dir: string
 beforeAll(async () => {
@@ -105,5 +106,41 @@ describeWithSharedData('round trips of every real head (read, write, read)', () 
       for (let i = 0; i < real.length; i++) worst = Math.max(worst, Math.abs((real[i] as number) - (theirs[i] as number)))
       expect(worst, path).toBe(0)
     }
+  })
+})
+
+describeWithSharedData('DICOM series to NIfTI', () => {
+  it('the Philips MPRAGE keeps its voxels and the geometry its DICOM headers give', async () => {
+    const dicomDir = sharedPath('dicom', 'philips_adni_mprage')
+    const series = await readVolume(dicomDir)
+    // Expected geometry straight from the first and last slice headers, independently of the reader.
+    const files = series.source.dicomFiles as string[]
+    const first = await readDicomHeader(files[0] as string)
+    const last = await readDicomHeader(files[files.length - 1] as string)
+    const ipp = (h: typeof first) => (h?.get('ImagePositionPatient') as string).split('\\').map(Number)
+    const iop = (first?.get('ImageOrientationPatient') as string).split('\\').map(Number)
+    const [rowSpacing, columnSpacing] = (first?.get('PixelSpacing') as string).split('\\').map(Number) as [number, number]
+    const normal = [iop[1]! * iop[5]! - iop[2]! * iop[4]!, iop[2]! * iop[3]! - iop[0]! * iop[5]!, iop[0]! * iop[4]! - iop[1]! * iop[3]!]
+    const sliceStep = Math.hypot(...ipp(last).map((v, i) => v - (ipp(first)[i] as number))) / (files.length - 1)
+
+    const out = join(dir, 'philips.nii.gz')
+    await writeVolume(series, out)
+    const again = await readVolume(out)
+    expect(again.size).toEqual([Number(first?.get('Columns')), Number(first?.get('Rows')), files.length])
+    const tolerance = 1e-4 // NIfTI stores geometry as float32
+    again.origin.forEach((v, i) => expect(Math.abs(v - (ipp(first)[i] as number))).toBeLessThan(tolerance * 100))
+    expect(again.spacing[0]).toBeCloseTo(columnSpacing, 4)
+    expect(again.spacing[1]).toBeCloseTo(rowSpacing, 4)
+    expect(again.spacing[2]).toBeCloseTo(sliceStep, 4)
+    const columns = [iop.slice(0, 3), iop.slice(3, 6), normal]
+    for (let c = 0; c < 3; c++) for (let r = 0; r < 3; r++) expect(Math.abs(again.direction[r * 3 + c]! - columns[c]![r]!)).toBeLessThan(tolerance)
+    expect(again.pixelType).toBe(series.pixelType)
+    expect(Buffer.from(again.data.buffer).equals(Buffer.from(series.data.buffer))).toBe(true)
+    // No DICOM header text (names, birth dates) reaches the NIfTI, even when asked to keep text.
+    const kept = join(dir, 'philips-kept.nrrd')
+    await writeVolume(series, kept, { keepHeaderText: true })
+    expect(series.headerText.some((t) => t.field === 'PatientName')).toBe(true)
+    expect((await readVolume(kept)).headerText).toEqual([])
+    expect((await readVolume(out)).headerText).toEqual([])
   })
 })

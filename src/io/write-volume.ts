@@ -71,7 +71,9 @@ export async function writeVolume(volume: Volume, path: string, options: WriteOp
     delete toWrite.scaling
     notes.push(`stored ${volume.pixelType} with slope ${volume.scaling.slope} and intercept ${volume.scaling.intercept}, written as float32 intensities because ${format.extension} has no scaling fields`)
   }
-  const metadata = new Map<string, unknown>(options.keepHeaderText === true ? volume.headerText.map((t) => [t.field, t.value]) : [])
+  // DICOM header text (names, IDs, dates) is never carried into another format, even when asked.
+  const carryText = options.keepHeaderText === true && volume.source.format !== 'dicom'
+  const metadata = new Map<string, unknown>(carryText ? volume.headerText.map((t) => [t.field, t.value]) : [])
   const image = volumeToImage(toWrite, metadata)
   const writeWithItk = (target: string) =>
     quietly(() => writeImageNode(image, target, { useCompression: true })).catch((error: unknown) => {
