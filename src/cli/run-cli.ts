@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util'
 import { readFileSync } from 'node:fs'
 import { ExitCode, UnfaceError, UsageError } from '../io/errors.js'
 import { itkConsoleOutput } from '../io/quiet-itk.js'
-import { defaceFile, inspectFile } from '../pipeline.js'
+import { defaceFile, inspectFile, maskFile } from '../pipeline.js'
 import type { VolumeInfo } from '../io/volume-info.js'
 import { DEFAULT_MAX_VOXELS } from '../io/limits.js'
 import { terminalProgress } from './progress.js'
@@ -23,6 +23,7 @@ const HELP = `unface ${VERSION}: remove the face from head MRI and CT volumes.
 Usage:
   unface info IN [--json] [--series UID]
   unface deface IN [-o OUT] [options]
+  unface mask IN [-o LABELS] [options]
   unface --help | --version
 
 Commands:
@@ -30,6 +31,9 @@ Commands:
             intensity range and any identifying header text of a volume.
   deface    Read IN and write the defaced volume to OUT. (This version reads and writes only:
             segmentation, defacing and verification stages are not in this build yet.)
+
+  mask      Write the segmentation model's label map on IN's grid: 0 background, 1 head,
+            2 face, 3 ears, 4 brain (by default IN_labels.nii.gz).
 
 IN is a .nii, .nii.gz, .nrrd, .nhdr, .mha or .mhd file, or a directory holding a DICOM series.
 OUT takes its format from its extension; by default it is IN_defaced in the input's format
@@ -84,7 +88,7 @@ export async function runCli(argv: string[], streams: CliStreams = { stdout: pro
     }
     const [command, input, ...extra] = positionals
     if (command === undefined) throw new UsageError('missing command (try: unface --help)')
-    if (command !== 'info' && command !== 'deface') throw new UsageError(`unknown command '${command}' (try: unface --help)`)
+    if (command !== 'info' && command !== 'deface' && command !== 'mask') throw new UsageError(`unknown command '${command}' (try: unface --help)`)
     if (input === undefined) throw new UsageError(`${command}: missing input file`)
     if (extra.length > 0) throw new UsageError(`${command}: unexpected argument '${extra[0]}'`)
     const readOptions = {
@@ -99,26 +103,35 @@ export async function runCli(argv: string[], streams: CliStreams = { stdout: pro
       return ExitCode.ok
     }
 
-    const progress = terminalProgress(streams.stderr as NodeJS.WriteStream)
-    try {
-      const result = await defaceFile(input, {
-        ...readOptions,
-        ...(values.output === undefined ? {} : { output: values.output }),
-        force: values.force === true,
-        inPlace: values['in-place'] === true,
-        keepHeaderText: values['keep-header-text'] === true,
-        onStage: (stage) => progress.stage(stage),
-      })
-      progress.done()
-      if (values.json === true) streams.stdout.write(`${JSON.stringify(result, null, 2)}\n`)
-      for (const note of result.notes) streams.stderr.write(`unface: note: ${note}\n`)
-      if ((streams.stderr as NodeJS.WriteStream).isTTY === true) streams.stderr.write(`unface: wrote ${result.output}\n`)
-    } finally {
-      progress.done()
-    }
+    const output = values.output === undefined ? {} : { output: values.output }
+    const result =
+      command === 'mask'
+        ? await withProgress(streams, (onStage) => maskFile(input, { ...readOptions, ...output, force: values.force === true, onStage }))
+        : await withProgress(streams, (onStage) =>
+            defaceFile(input, {
+              ...readOptions,
+              ...output,
+              force: values.force === true,
+              inPlace: values['in-place'] === true,
+              keepHeaderText: values['keep-header-text'] === true,
+              onStage,
+            }),
+          )
+    if (values.json === true) streams.stdout.write(`${JSON.stringify(result, null, 2)}\n`)
+    for (const note of 'notes' in result ? result.notes : []) streams.stderr.write(`unface: note: ${note}\n`)
+    if ((streams.stderr as NodeJS.WriteStream).isTTY === true) streams.stderr.write(`unface: wrote ${result.output}\n`)
     return ExitCode.ok
   } catch (error) {
     return reportError(error, streams, debug)
+  }
+}
+
+async function withProgress<T>(streams: CliStreams, work: (onStage: (stage: string) => void) => Promise<T>): Promise<T> {
+  const progress = terminalProgress(streams.stderr as NodeJS.WriteStream)
+  try {
+    return await work((stage) => progress.stage(stage))
+  } finally {
+    progress.done()
   }
 }
 
