@@ -79,6 +79,7 @@ export async function maskFile(input: string, options: MaskOptions = {}): Promis
   const labels: Volume = { ...withVoxels(volume, segmentation.labels), headerText: [] }
   delete labels.scaling
   await timed('write', () => writeVolume(labels, output, { overwrite: options.force === true }))
+  for (const [step, ms] of Object.entries(segmentation.timingsMs)) timingsMs[`segment.${step}`] = ms
   return { input, output, counts: segmentation.counts, timingsMs }
 }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { Vec3 } from '../io/volume.js'
 import { gaussianBlur3d } from './gaussian-blur.js'
-import { MODEL_GRID_SIZE, labelsFromModelGrid, normaliseIntensities, placeGrid, resampleToModelGrid, softmaxOverClasses } from './model-grid.js'
+import { MODEL_GRID_SIZE, labelsFromModelGrid, normaliseIntensities, placeGrid, resampleToModelGrid } from './model-grid.js'
 
 describe('Gaussian blur', () => {
   it('matches scipy.ndimage.gaussian_filter (reflect, truncate 4)', () => {
@@ -81,3 +81,21 @@ describe('model grid', () => {
     }
   })
 })
+
+/** In-place softmax over the class axis of [class][voxel] logits. */
+function softmaxOverClasses(logits: Float32Array, classes: number): Float32Array {
+  const cells = logits.length / classes
+  for (let v = 0; v < cells; v++) {
+    let max = -Infinity
+    for (let c = 0; c < classes; c++) max = Math.max(max, logits[c * cells + v] as number)
+    let sum = 0
+    for (let c = 0; c < classes; c++) {
+      const e = Math.exp((logits[c * cells + v] as number) - max)
+      logits[c * cells + v] = e
+      sum += e
+    }
+    for (let c = 0; c < classes; c++) logits[c * cells + v] = (logits[c * cells + v] as number) / sum
+  }
+  return logits
+}
+

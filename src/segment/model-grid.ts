@@ -133,24 +133,32 @@ export function labelsFromModelGrid(probabilities: Float32Array, classes: number
       const j1 = Math.min(j0 + 1, n - 1)
       const wy = ay.weight[y] as number
       const row = nx * (y + ny * z)
+      // Whether the eight neighbours agree depends only on the grid cell, which spans several
+      // input voxels along x, so it is worked out once per cell.
+      let cell = -1
+      let cellLabel = -1
       for (let x = 0; x < nx; x++) {
         if (!ax.inside[x]) continue
         const i0 = ax.index[x] as number
-        const i1 = Math.min(i0 + 1, n - 1)
         const wx = ax.weight[x] as number
-        corner[0] = (i0 * n + j0) * n + k0
-        corner[1] = (i1 * n + j0) * n + k0
-        corner[2] = (i0 * n + j1) * n + k0
-        corner[3] = (i1 * n + j1) * n + k0
-        corner[4] = (i0 * n + j0) * n + k1
-        corner[5] = (i1 * n + j0) * n + k1
-        corner[6] = (i0 * n + j1) * n + k1
-        corner[7] = (i1 * n + j1) * n + k1
-        const first = winner[corner[0] as number] as number
-        let agree = true
-        for (let q = 1; q < 8 && agree; q++) agree = winner[corner[q] as number] === first
-        if (agree) {
-          labels[row + x] = first
+        if (i0 !== cell) {
+          cell = i0
+          const i1 = Math.min(i0 + 1, n - 1)
+          corner[0] = (i0 * n + j0) * n + k0
+          corner[1] = (i1 * n + j0) * n + k0
+          corner[2] = (i0 * n + j1) * n + k0
+          corner[3] = (i1 * n + j1) * n + k0
+          corner[4] = (i0 * n + j0) * n + k1
+          corner[5] = (i1 * n + j0) * n + k1
+          corner[6] = (i0 * n + j1) * n + k1
+          corner[7] = (i1 * n + j1) * n + k1
+          const first = winner[corner[0] as number] as number
+          let agree = true
+          for (let q = 1; q < 8 && agree; q++) agree = winner[corner[q] as number] === first
+          cellLabel = agree ? first : -1
+        }
+        if (cellLabel >= 0) {
+          labels[row + x] = cellLabel
           continue
         }
         weight[0] = (1 - wx) * (1 - wy) * (1 - wz)
@@ -176,23 +184,6 @@ export function labelsFromModelGrid(probabilities: Float32Array, classes: number
     }
   }
   return labels
-}
-
-/** In-place softmax over the class axis of [class][voxel] logits. */
-export function softmaxOverClasses(logits: Float32Array, classes: number): Float32Array {
-  const cells = logits.length / classes
-  for (let v = 0; v < cells; v++) {
-    let max = -Infinity
-    for (let c = 0; c < classes; c++) max = Math.max(max, logits[c * cells + v] as number)
-    let sum = 0
-    for (let c = 0; c < classes; c++) {
-      const e = Math.exp((logits[c * cells + v] as number) - max)
-      logits[c * cells + v] = e
-      sum += e
-    }
-    for (let c = 0; c < classes; c++) logits[c * cells + v] = (logits[c * cells + v] as number) / sum
-  }
-  return logits
 }
 
 interface AxisSamples {

@@ -18,7 +18,6 @@ import {
   normaliseIntensities,
   placeGrid,
   resampleToModelGrid,
-  softmaxOverClasses,
   type GridPlacement,
 } from './model-grid.js'
 
@@ -70,7 +69,8 @@ export async function segmentHead(volume: Volume, model: SegmentationModel): Pro
   if (output === undefined || output.dims[1] !== CLASS_COUNT) throw new Error(`unexpected model output ${output?.dims.join('x')}`)
   const t2 = performance.now()
 
-  const probabilities = softmaxOverClasses(new Float32Array(output.data as Float32Array), CLASS_COUNT)
+  // The exported network ends in a softmax: its output is per-class probabilities.
+  const probabilities = output.data as Float32Array
   const canonicalLabels = labelsFromModelGrid(probabilities, CLASS_COUNT, canonical.size as Vec3, placement)
   const labels = fromCanonicalVoxels(canonicalLabels, transform)
   const t3 = performance.now()

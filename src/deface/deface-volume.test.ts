@@ -1,0 +1,116 @@
+import { describe, expect, it } from 'vitest'
+import type { Vec3 } from '../io/volume.js'
+import { LABELS } from '../segment/segment-head.js'
+import { makeHeadPhantom, type HeadPhantom } from '../../test/phantom/head-phantom.js'
+import { defaceVolume } from './deface-volume.js'
+import { distanceToMaskMm } from './distance-transform.js'
+
+function labelMap({ labels }: HeadPhantom): Uint8Array {
+  const out = new Uint8Array(labels.head.length)
+  for (let i = 0; i < out.length; i++) {
+    if (labels.brain[i]) out[i] = LABELS.brain
+    else if (labels.face[i]) out[i] = LABELS.face
+    else if (labels.ears[i]) out[i] = LABELS.ears
+    else if (labels.head[i]) out[i] = LABELS.head
+  }
+  return out
+}
+
+describe('distance to a mask', () => {
+  it('is the exact Euclidean distance in mm on anisotropic grids', () => {
+    const size: Vec3 = [9, 7, 5]
+    const spacing: Vec3 = [1, 2, 3.5]
+    const mask = new Uint8Array(9 * 7 * 5)
+    const seeds: Vec3[] = [[1, 1, 1], [7, 5, 3]]
+    for (const [x, y, z] of seeds) mask[x + 9 * (y + 7 * z)] = 1
+    const d = distanceToMaskMm(mask, size, spacing)
+    for (let i = 0; i < mask.length; i++) {
+      const p = [i % 9, Math.floor(i / 9) % 7, Math.floor(i / 63)]
+      const expected = Math.min(...seeds.map((s) => Math.hypot(...s.map((c, a) => (c - (p[a] as number)) * (spacing[a] as number)))))
+      expect(d[i]).toBeCloseTo(expected, 4)
+    }
+  })
+})
+
+describe('defacing a phantom', () => {
+  const phantom = makeHeadPhantom({ contrast: 'T1', orientation: 'PSR', spacing: [2, 2, 2], noise: 4, seed: 2 })
+  const labels = labelMap(phantom)
+
+  for (const mode of ['remove', 'blur'] as const) {
+    it(`${mode}: changes only voxels in the removal region, never the brain or its margin`, () => {
+      const result = defaceVolume(phantom.volume, labels, { mode, brainMarginMm: 5, ears: false })
+      expect(result.faceFound).toBe(true)
+      expect(result.volume.pixelType).toBe(phantom.volume.pixelType)
+      expect(result.volume.size).toEqual(phantom.volume.size)
+      expect(result.volume.direction).toEqual(phantom.volume.direction)
+      expect(result.brainVoxelsChanged).toBe(0)
+      const brain = new Uint8Array(labels.length)
+      labels.forEach((l, i) => (brain[i] = l === LABELS.brain ? 1 : 0))
+      const toBrain = distanceToMaskMm(brain, phantom.volume.size, phantom.volume.spacing)
+      let changedFace = 0
+      let faceCount = 0
+      let outsideRegion = 0
+      let withinMargin = 0
+      for (let i = 0; i < labels.length; i++) {
+        const changed = result.volume.data[i] !== phantom.volume.data[i]
+        if (changed && (result.weight[i] as number) === 0) outsideRegion++
+        if (changed && (toBrain[i] as number) <= 5) withinMargin++
+        if (labels[i] === LABELS.face) {
+          faceCount++
+          if (changed) changedFace++
+        }
+      }
+      expect(outsideRegion).toBe(0)
+      expect(withinMargin).toBe(0)
+      // Nearly all of the face changes (the rest is where the face already equals background).
+      expect(changedFace / faceCount).toBeGreaterThan(0.5)
+    })
+  }
+
+  it('remove sets the face to background (0 on MR) and keeps the ears unless asked', () => {
+    const kept = defaceVolume(phantom.volume, labels, { mode: 'remove', brainMarginMm: 5, ears: false })
+    const gone = defaceVolume(phantom.volume, labels, { mode: 'remove', brainMarginMm: 5, ears: true })
+    let faceNonZero = 0
+    let earsChangedWhenKept = 0
+    let earsNonZeroWhenRemoved = 0
+    for (let i = 0; i < labels.length; i++) {
+      if (labels[i] === LABELS.face && kept.weight[i] === 1 && kept.volume.data[i] !== 0) faceNonZero++
+      if (labels[i] === LABELS.ears && kept.volume.data[i] !== phantom.volume.data[i] && kept.weight[i] === 0) earsChangedWhenKept++
+      if (labels[i] === LABELS.ears && gone.weight[i] === 1 && gone.volume.data[i] !== 0) earsNonZeroWhenRemoved++
+    }
+    expect(faceNonZero).toBe(0)
+    expect(earsChangedWhenKept).toBe(0)
+    expect(earsNonZeroWhenRemoved).toBe(0)
+    expect(gone.changedVoxels).toBeGreaterThan(kept.changedVoxels)
+  })
+
+  it('the edge is feathered: partly replaced voxels surround the fully replaced ones', () => {
+    const { weight } = defaceVolume(phantom.volume, labels, { mode: 'remove', brainMarginMm: 5, ears: false })
+    let partial = 0
+    for (const w of weight) if (w > 0 && w < 1) partial++
+    expect(partial).toBeGreaterThan(100)
+  })
+
+  it('a CT phantom gets air (about -1000 HU), not 0', () => {
+    const ct = makeHeadPhantom({ contrast: 'CT', orientation: 'LPS', spacing: [2, 2, 2] })
+    const result = defaceVolume(ct.volume, labelMap(ct), { mode: 'remove', brainMarginMm: 5, ears: false })
+    expect(result.backgroundValue).toBeCloseTo(-1000, 0)
+    expect(result.brainVoxelsChanged).toBe(0)
+  })
+
+  it('no face: the output is the input, voxel for voxel', () => {
+    const control = makeHeadPhantom({ contrast: 'T1', orientation: 'RAS', face: false })
+    const result = defaceVolume(control.volume, labelMap(control), { mode: 'remove', brainMarginMm: 5, ears: true })
+    expect(result.faceFound).toBe(false)
+    expect(result.changedVoxels).toBe(0)
+    expect(result.volume.data).toBe(control.volume.data)
+  })
+
+  it('is deterministic in both modes', () => {
+    for (const mode of ['remove', 'blur'] as const) {
+      const a = defaceVolume(phantom.volume, labels, { mode, brainMarginMm: 5, ears: false })
+      const b = defaceVolume(phantom.volume, labels, { mode, brainMarginMm: 5, ears: false })
+      expect(Buffer.from(a.volume.data.buffer).equals(Buffer.from(b.volume.data.buffer))).toBe(true)
+    }
+  })
+})

@@ -1,0 +1,72 @@
+/**
+ * Exact Euclidean distance, in mm, from every voxel to the nearest voxel of a mask, on
+ * anisotropic grids (Felzenszwalb and Huttenlocher's separable lower-envelope algorithm). The
+ * brain's safety margin is a distance, and a voxel-count dilation would make it depend on the
+ * scan's resolution and on the axis.
+ */
+import type { Vec3 } from '../io/volume.js'
+
+export function distanceToMaskMm(mask: Uint8Array, size: Vec3, spacing: Vec3): Float32Array {
+  const squared = new Float64Array(mask.length)
+  for (let i = 0; i < mask.length; i++) squared[i] = mask[i] ? 0 : Infinity
+  const strides = [1, size[0], size[0] * size[1]]
+  for (let axis = 0; axis < 3; axis++) {
+    const n = size[axis] as number
+    const stride = strides[axis] as number
+    const s = spacing[axis] as number
+    const line = new Float64Array(n)
+    const out = new Float64Array(n)
+    const hull = new Int32Array(n)
+    const bounds = new Float64Array(n + 1)
+    const [u, v] = [0, 1, 2].filter((a) => a !== axis) as [number, number]
+    for (let b = 0; b < (size[v] as number); b++) {
+      for (let a = 0; a < (size[u] as number); a++) {
+        const base = a * (strides[u] as number) + b * (strides[v] as number)
+        for (let i = 0; i < n; i++) line[i] = squared[base + i * stride] as number
+        lowerEnvelope(line, out, hull, bounds, s)
+        for (let i = 0; i < n; i++) squared[base + i * stride] = out[i] as number
+      }
+    }
+  }
+  const distance = new Float32Array(mask.length)
+  for (let i = 0; i < mask.length; i++) distance[i] = Math.sqrt(squared[i] as number)
+  return distance
+}
+
+/** out[p] = min over q of f[q] + ((p - q) * spacing)^2. */
+function lowerEnvelope(f: Float64Array, out: Float64Array, hull: Int32Array, bounds: Float64Array, spacing: number): void {
+  const n = f.length
+  const s2 = spacing * spacing
+  let k = -1
+  for (let q = 0; q < n; q++) {
+    if (!Number.isFinite(f[q] as number)) continue
+    // Where the parabola from q overtakes the last one on the hull, in units of voxels.
+    while (k >= 0) {
+      const p = hull[k] as number
+      const crossing = ((f[q] as number) + s2 * q * q - ((f[p] as number) + s2 * p * p)) / (2 * s2 * (q - p))
+      if (crossing <= (bounds[k] as number)) k--
+      else {
+        k++
+        hull[k] = q
+        bounds[k] = crossing
+        break
+      }
+    }
+    if (k < 0) {
+      k = 0
+      hull[0] = q
+      bounds[0] = -Infinity
+    }
+  }
+  if (k < 0) {
+    out.fill(Infinity)
+    return
+  }
+  bounds[k + 1] = Infinity
+  let j = 0
+  for (let p = 0; p < n; p++) {
+    while ((bounds[j + 1] as number) < p) j++
+    const q = hull[j] as number
+    out[p] = s2 * (p - q) * (p - q) + (f[q] as number)
+  }
+}
