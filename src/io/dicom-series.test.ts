@@ -359,8 +359,11 @@ describe.skipIf(!hasDicom)('readDicomSeries on real series [../shared/data/dicom
     expectClose(volume.origin, expected.origin, 1e-9)
     expectClose(volume.direction, expected.direction, 1e-7)
     expect(volume.modality).toBe('MR')
-    // itk-wasm applies RescaleSlope (2.3617 here) and so hands back doubles.
-    expect(volume.pixelType).toBe('float64')
+    // itk-wasm applies RescaleSlope (2.3617 here) and hands back doubles; the stored uint16 values
+    // are recovered exactly and the rescale kept as scaling.
+    expect(volume.pixelType).toBe('uint16')
+    expect(volume.scaling?.slope).toBeCloseTo(2.3617, 4)
+    expect(volume.scaling?.intercept).toBe(0)
     expect(volume.source.notes).toEqual([])
     expect(volume.source.format).toBe('dicom')
     expect(volume.source.dicomFiles).toHaveLength(170)
@@ -378,7 +381,10 @@ describe.skipIf(!hasDicom)('readDicomSeries on real series [../shared/data/dicom
     for (const k of [0, 169]) {
       const file = volume.source.dicomFiles![k]!
       const alone = (await readImageDicomFileSeriesNode({ inputImages: [file] })).outputImage
-      expect(slice(volume, k)).toEqual(Array.from(alone.data as Float64Array))
+      const { slope, intercept } = volume.scaling ?? { slope: 1, intercept: 0 }
+      const expected = Array.from(alone.data as Float64Array)
+      const worst = Math.max(...slice(volume, k).map((v, i) => Math.abs(v * slope + intercept - (expected[i] as number))))
+      expect(worst).toBeLessThan(1e-9)
     }
   })
 
