@@ -298,7 +298,9 @@ function freshHeader(
   view.setFloat32(116, scaling?.intercept ?? 0, le)
   out[123] = 2 // mm
   const scannerAnat = 1
-  view.setInt16(252, scannerAnat, le)
+  // A qform can only hold a rotation: for a sheared grid (gantry-tilted CT) it would be wrong, and
+  // readers fall back to the qform when the sform is sheared, so only the sform is written then.
+  view.setInt16(252, isOrthogonal(affine.linear) ? scannerAnat : 0, le)
   view.setInt16(254, scannerAnat, le)
   quaternion.forEach((q, i) => view.setFloat32(256 + 4 * i, q, le))
   affine.offset.forEach((o, i) => view.setFloat32(268 + 4 * i, o, le))

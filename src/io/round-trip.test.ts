@@ -60,6 +60,21 @@ describe('round trips of synthetic volumes (no ../shared needed)', () => {
   }
 })
 
+describe('a sheared grid (gantry-tilted CT) through NIfTI', () => {
+  it('keeps its geometry, because only the sform is written', async () => {
+    const tilt = 15 * (Math.PI / 180)
+    // Slices step along z but drift along y: the third axis leans by the gantry tilt.
+    const direction: [number, number, number, number, number, number, number, number, number] = [1, 0, 0, 0, 1, Math.sin(tilt), 0, 0, Math.cos(tilt)]
+    const original = indexedVolume({ direction })
+    const path = join(dir, 'tilted.nii.gz')
+    await writeVolume(original, path)
+    const header = await niftiHeaderOf(path)
+    expect(header.qformCode).toBe(0)
+    expect(header.sformCode).toBe(1)
+    expectSameGeometry(original, await readVolume(path), 2e-5)
+  })
+})
+
 describeWithSharedData('round trips of every real head (read, write, read)', () => {
   const heads = sharedFiles('heads')
   it('found the real heads', () => expect(heads.length).toBeGreaterThanOrEqual(19))
