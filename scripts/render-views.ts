@@ -6,7 +6,7 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { readVolume } from '../src/io/read-volume.js'
-import { DEFAULT_VIEWS, montagePng, renderSkinViews, skinThreshold, viewToPng } from '../src/verify/render-surface.js'
+import { montagePng, renderSkinViews, skinThreshold, viewToPng } from '../src/verify/render-surface.js'
 
 const [input, outDir] = process.argv.slice(2)
 if (input === undefined || outDir === undefined) {
@@ -23,6 +23,8 @@ await mkdir(outDir, { recursive: true })
 for (const view of views) {
   await writeFile(join(outDir, `${name}_yaw${view.yaw}_pitch${view.pitch}.png`), await viewToPng(view))
 }
-await writeFile(join(outDir, `${name}_montage.png`), await montagePng(views, DEFAULT_VIEWS.length / 3))
+// One row per pitch, one column per yaw.
+await writeFile(join(outDir, `${name}_montage.png`), await montagePng(views, new Set(views.map((v) => v.yaw)).size))
 const hits = views.map((v) => v.hitFraction.toFixed(2)).join(' ')
+// The time includes the first call's JIT warm-up, as in a one-off command.
 console.log(`${name}: threshold ${threshold.toPrecision(4)}, ${views.length} views in ${elapsed.toFixed(0)} ms, hit fractions ${hits}`)

@@ -1,0 +1,780 @@
+/**
+ * The verify stage's camera: the skin surface of a head, ray-cast and lit like a photograph from
+ * the front and from the sides, so that a face detector can be asked whether a face is still there.
+ *
+ * Rays are cast in patient (RAS) millimetres, which makes anisotropic voxels and any residual
+ * obliquity come out right without resampling: the rays are mapped into the voxel grid instead.
+ * The grid is the canonical one, block-averaged to about 2 mm and lightly smoothed: a face is
+ * recognisable at that scale, shading is not staircased, and it is small. Each ray starts just
+ * before the first cell where it can meet skin (see surfaceDepths), so a view costs tens of
+ * milliseconds. Every camera looks at the centroid of the head.
+ *
+ * Views: yaw turns the camera about the patient's superior axis, positive towards the patient's
+ * left; pitch raises it, positive from above. Yaw 0, pitch 0 looks at the face from in front with
+ * the head upright and the patient's right on the image's left, as in a photograph of a person.
+ */
+import sharp from 'sharp'
+import type { Mat3, Vec3, Volume, VoxelArray } from '../io/volume.js'
+import { canonicalGeometry, canonicalTransformOf, toCanonicalVoxels } from '../io/canonical-grid.js'
+import { mat3Transpose, mat3Vec3 } from '../io/matrix.js'
+
+export interface ViewAngle {
+  /** Degrees about the superior axis; positive moves the camera towards the patient's left. */
+  yaw: number
+  /** Degrees of elevation; positive looks from above. */
+  pitch: number
+}
+
+export interface RenderedView extends ViewAngle {
+  width: number
+  height: number
+  /** Grey levels, row-major, top row first; 0 where the ray met no skin. */
+  pixels: Uint8Array
+  /** Fraction of the pixels whose ray met the skin. */
+  hitFraction: number
+}
+
+export interface RenderOptions {
+  /** Real intensity of the skin surface; by default skinThreshold(volume, headMask). */
+  threshold?: number
+  /** Non-zero inside the head, one value per voxel in the volume's own layout. */
+  headMask?: Uint8Array
+  views?: ViewAngle[]
+  /** Width and height in pixels. */
+  imageSize?: number
+}
+
+const YAWS = [-60, -30, 0, 30, 60]
+const PITCHES = [20, 0, -20]
+/** Row by row from the highest camera down, each row from the patient's right round to the left. */
+export const DEFAULT_VIEWS: ViewAngle[] = PITCHES.flatMap((pitch) => YAWS.map((yaw) => ({ yaw, pitch })))
+
+const DEFAULT_IMAGE_SIZE = 256
+/** Wide enough for a whole head in any of the views. */
+const FIELD_OF_VIEW_MM = 260
+const RENDER_SPACING_MM = 2
+/** Longest step, in cells, when near the skin: thin parts such as the nose wings are not stepped over. */
+const STEP_CELLS = 0.5
+const AMBIENT = 0.12
+const DIFFUSE = 0.88
+/** The light sits by the camera, raised this far, so that surfaces facing down (under the brows, nose and lips) are darker, as in a photograph. */
+const LIGHT_ELEVATION_DEGREES = 20
+
+export function renderSkinViews(volume: Volume, options: RenderOptions = {}): RenderedView[] {
+  const threshold = options.threshold ?? skinThreshold(volume, options.headMask)
+  const imageSize = options.imageSize ?? DEFAULT_IMAGE_SIZE
+  if (!Number.isInteger(imageSize) || imageSize < 1) throw new Error(`image size must be a positive whole number of pixels, not ${imageSize}`)
+  const grid = prepareGrid(volume, threshold)
+  return (options.views ?? DEFAULT_VIEWS).map((view) => renderView(grid, view, imageSize))
+}
+
+/**
+ * The real intensity that separates air from skin. With a head mask it is halfway between the
+ * air just outside the mask's boundary and the dimmer skin just inside; without one it is read
+ * off the histogram (see histogramThreshold).
+ */
+export function skinThreshold(volume: Volume, headMask?: Uint8Array): number {
+  const { slope, intercept } = volume.scaling ?? { slope: 1, intercept: 0 }
+  const toReal = (stored: Float32Array) => stored.map((v) => v * slope + intercept)
+  if (headMask === undefined) return histogramThreshold(toReal(everyNth(volume.data, Math.ceil(volume.data.length / HISTOGRAM_SAMPLES))))
+  if (headMask.length !== volume.data.length) throw new Error(`head mask has ${headMask.length} voxels, the volume ${volume.data.length}`)
+  // The boundary is examined on the lattice the renderer samples, every factor-th voxel: as
+  // telling, and on a 1 mm head eight times quicker.
+  const factors = renderFactors(volume)
+  const lattice = subsample(volume.data, volume.size, factors)
+  return maskThreshold(toReal(lattice.data), lattice.size, subsample(headMask, volume.size, factors).data)
+}
+
+// ---- Threshold -----------------------------------------------------------------------------------
+
+const HISTOGRAM_BINS = 4096
+/** A histogram of about this many voxels, evenly spread, is as good as one of all and much quicker. */
+const HISTOGRAM_SAMPLES = 1 << 20
+/**
+ * Every head scan has at least this fraction of air, and CT pads the corners outside its
+ * reconstruction circle (about 21% of a slice) with a value far below air. Lifting everything
+ * under this percentile to it folds the padding into the air, so that Otsu splits air from
+ * tissue rather than padding from air.
+ */
+const AIR_FLOOR_PERCENTILE = 25
+/** Ignores the few hottest voxels (vessels, artefacts) that would stretch the histogram. */
+const TOP_PERCENTILE = 99.9
+
+/**
+ * Otsu splits air from everything else about halfway between their means. Faces in MR are
+ * dimmer than the scalp and the brain, and their thin parts are partial-volumed, so the surface
+ * is drawn lower: halfway between the air's mean and the split, a quarter of the way from air to
+ * tissue. In CT that is near -500 HU, far below fat and skin and further still below bone.
+ */
+function histogramThreshold(values: Float32Array): number {
+  let min = Infinity
+  let max = -Infinity
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i] as number
+    if (v < min) min = v
+    if (v > max) max = v
+  }
+  if (!(max > min)) return min
+  const coarse = histogram(values, min, max)
+  const floor = percentileOf(coarse, AIR_FLOOR_PERCENTILE)
+  const top = percentileOf(coarse, TOP_PERCENTILE)
+  if (!(top > floor)) return floor
+  const clipped = histogram(values, floor, top)
+  const split = otsu(clipped)
+  let airSum = 0
+  let airCount = 0
+  for (let b = 0; b <= split; b++) {
+    airSum += (clipped.counts[b] as number) * binCentre(clipped, b)
+    airCount += clipped.counts[b] as number
+  }
+  const splitValue = clipped.lo + (split + 1) * clipped.width
+  return (airSum / airCount + splitValue) / 2
+}
+
+/** Every stride-th value, as float32. */
+function everyNth(data: VoxelArray, stride: number): Float32Array {
+  const out = new Float32Array(Math.ceil(data.length / stride))
+  for (let i = 0; i < out.length; i++) out[i] = data[i * stride] as number
+  return out
+}
+
+interface Histogram {
+  lo: number
+  width: number
+  counts: Float64Array
+}
+
+/** Values outside [lo, hi] count in the first or the last bin. */
+function histogram(values: Float32Array, lo: number, hi: number): Histogram {
+  const counts = new Float64Array(HISTOGRAM_BINS)
+  const width = (hi - lo) / HISTOGRAM_BINS
+  const last = HISTOGRAM_BINS - 1
+  for (let i = 0; i < values.length; i++) {
+    const b = Math.floor(((values[i] as number) - lo) / width)
+    const bin = b < 0 ? 0 : b > last ? last : b
+    counts[bin] = (counts[bin] as number) + 1
+  }
+  return { lo, width, counts }
+}
+
+function binCentre(h: Histogram, b: number): number {
+  return h.lo + (b + 0.5) * h.width
+}
+
+function percentileOf(h: Histogram, p: number): number {
+  let total = 0
+  for (const c of h.counts) total += c
+  const target = (p / 100) * total
+  let seen = 0
+  for (let b = 0; b < h.counts.length; b++) {
+    seen += h.counts[b] as number
+    if (seen >= target) return binCentre(h, b)
+  }
+  return binCentre(h, h.counts.length - 1)
+}
+
+/** The last bin of the lower class. */
+function otsu(h: Histogram): number {
+  let total = 0
+  let totalSum = 0
+  for (let b = 0; b < h.counts.length; b++) {
+    total += h.counts[b] as number
+    totalSum += (h.counts[b] as number) * b
+  }
+  let lowCount = 0
+  let lowSum = 0
+  let best = 0
+  let bestVariance = -1
+  for (let b = 0; b < h.counts.length - 1; b++) {
+    lowCount += h.counts[b] as number
+    lowSum += (h.counts[b] as number) * b
+    const highCount = total - lowCount
+    if (lowCount === 0 || highCount === 0) continue
+    const difference = lowSum / lowCount - (totalSum - lowSum) / highCount
+    const variance = lowCount * highCount * difference * difference
+    if (variance > bestVariance) {
+      bestVariance = variance
+      best = b
+    }
+  }
+  return best
+}
+
+/**
+ * Voxels up to this many steps either side of the mask boundary describe the air and the skin:
+ * the first step is the partial-volume pair at the boundary, the second allows for a mask a
+ * voxel off.
+ */
+const SHELL_DEPTH = 2
+/** Faces are darker than the scalp in most MR, so the skin is taken from the dim end of its shell. */
+const SKIN_PERCENTILE = 25
+
+function maskThreshold(values: Float32Array, size: Vec3, headMask: Float32Array): number {
+  const depth = shellDepths(size, headMask)
+  const air: number[] = []
+  const skin: number[] = []
+  for (let i = 0; i < depth.length; i++) {
+    if (depth[i] === 0) continue
+    ;(headMask[i] ? skin : air).push(values[i] as number)
+  }
+  if (air.length === 0 || skin.length === 0) throw new Error('the head mask has no boundary: it is empty or fills the volume')
+  return (quantile(air, 50) + quantile(skin, SKIN_PERCENTILE)) / 2
+}
+
+/**
+ * Steps (6-connected) from each voxel to the nearest voxel on the other side of the mask
+ * boundary, up to SHELL_DEPTH; 0 beyond. Each layer is one pass over all neighbouring pairs.
+ */
+function shellDepths(size: Vec3, mask: Float32Array): Uint8Array {
+  const [nx, ny, nz] = size
+  const depth = new Uint8Array(mask.length)
+  for (let d = 1; d <= SHELL_DEPTH; d++) {
+    for (const [stride, dx, dy, dz] of [
+      [1, 1, 0, 0],
+      [nx, 0, 1, 0],
+      [nx * ny, 0, 0, 1],
+    ] as const) {
+      for (let z = 0; z < nz - dz; z++) {
+        for (let y = 0; y < ny - dy; y++) {
+          let i = nx * (y + ny * z)
+          for (let x = 0; x < nx - dx; x++, i++) {
+            const j = i + stride
+            const sameSide = (mask[i] === 0) === (mask[j] === 0)
+            if (d === 1) {
+              if (!sameSide) {
+                depth[i] = 1
+                depth[j] = 1
+              }
+            } else if (sameSide) {
+              if (depth[i] === d - 1 && depth[j] === 0) depth[j] = d
+              else if (depth[j] === d - 1 && depth[i] === 0) depth[i] = d
+            }
+          }
+        }
+      }
+    }
+  }
+  return depth
+}
+
+function quantile(values: number[], p: number): number {
+  const sorted = Float64Array.from(values).sort()
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number
+}
+
+// ---- The render grid -----------------------------------------------------------------------------
+
+interface RenderGrid {
+  /** Smoothed intensity minus the threshold, so the skin is the zero level; one voxel of air all round. */
+  field: Float32Array
+  size: Vec3
+  /** Per cell: see occupiedCells. */
+  occupied: Uint8Array
+  /** The cells where rays from outside first meet skin: see surfaceCells. */
+  surface: { centres: Float32Array; openFaces: Uint8Array }
+  /** Half the diagonal of a cell, in mm. */
+  cellRadiusMm: number
+  /** Index-space box around every cell that may hold skin; rays are clipped to it. */
+  lower: Vec3
+  upper: Vec3
+  /** RAS millimetres to grid index steps, and back. */
+  toIndex: Mat3
+  fromIndex: Mat3
+  /** Index-space centroid of the voxels inside the skin: the point every camera looks at. */
+  centre: Vec3
+  /** A ray started this far behind the centre starts outside the grid. */
+  diagonalMm: number
+}
+
+/** Voxels per render-grid voxel along each stored axis: about RENDER_SPACING_MM. */
+function renderFactors(volume: Volume): Vec3 {
+  return volume.spacing.map((s, a) => Math.min(volume.size[a] as number, Math.max(1, Math.round(RENDER_SPACING_MM / s)))) as Vec3
+}
+
+/** Every factor-th voxel along each axis, starting with the first, as float32. */
+function subsample(data: VoxelArray, size: Vec3, factors: Vec3): { data: Float32Array; size: Vec3 } {
+  const [fx, fy, fz] = factors
+  const [nx, ny] = size
+  const out = size.map((n, a) => Math.ceil(n / (factors[a] as number))) as Vec3
+  const [mx, my, mz] = out
+  const result = new Float32Array(mx * my * mz)
+  let o = 0
+  for (let z = 0; z < mz; z++) {
+    for (let y = 0; y < my; y++) {
+      const row = nx * (y * fy + ny * z * fz)
+      for (let x = 0; x < mx; x++) result[o++] = data[row + x * fx] as number
+    }
+  }
+  return { data: result, size: out }
+}
+
+function prepareGrid(volume: Volume, threshold: number): RenderGrid {
+  // Downsampling first, in the stored layout and values, leaves only the small grid to reorder
+  // and scale.
+  const factors = renderFactors(volume)
+  const small = blockAverage(volume.data, volume.size, factors)
+  const transform = canonicalTransformOf({
+    size: small.size,
+    spacing: volume.spacing.map((s, a) => s * (factors[a] as number)) as Vec3,
+    origin: volume.origin.map((o, r) => o + factors.reduce((sum, f, a) => sum + (volume.direction[r * 3 + a] as number) * ((f - 1) / 2) * (volume.spacing[a] as number), 0)) as Vec3,
+    direction: volume.direction,
+  })
+  const geometry = canonicalGeometry(transform)
+  const { slope, intercept } = volume.scaling ?? { slope: 1, intercept: 0 }
+  const { field, size } = padWithAir(toCanonicalVoxels(small.data, transform), geometry.size, (v) => v * slope + intercept - threshold)
+  const smoothed = smooth(field, size)
+  const { occupied, lower, upper } = occupiedCells(smoothed, size)
+  const surface = surfaceCells(occupied, size)
+
+  // The direction matrix is orthonormal, so the inverse of direction * spacing is
+  // spacing^-1 * direction^T. LPS rows become RAS by negating the first two.
+  const { spacing } = geometry
+  const directionRas = geometry.direction.map((v, i) => (i < 6 ? -v : v)) as Mat3
+  const toIndex = mat3Transpose(directionRas).map((v, i) => v / (spacing[Math.floor(i / 3)] as number)) as Mat3
+  const fromIndex = directionRas.map((v, i) => v * (spacing[i % 3] as number)) as Mat3
+  return {
+    field: smoothed,
+    size,
+    occupied,
+    surface,
+    cellRadiusMm: Math.hypot(...spacing) / 2,
+    lower,
+    upper,
+    toIndex,
+    fromIndex,
+    centre: insideCentroid(smoothed, size),
+    diagonalMm: Math.hypot(...size.map((n, a) => n * (spacing[a] as number))),
+  }
+}
+
+/** Means over factor-sized blocks; a partial block left at the far end of an axis is dropped. */
+function blockAverage(data: VoxelArray, size: Vec3, factors: Vec3): { data: VoxelArray; size: Vec3 } {
+  const [fx, fy, fz] = factors
+  if (fx * fy * fz === 1) return { data, size }
+  const [nx, ny] = size
+  const out = size.map((n, a) => Math.floor(n / (factors[a] as number))) as Vec3
+  const [mx, my, mz] = out
+  const sum = new Float32Array(mx * my * mz)
+  for (let z = 0; z < mz * fz; z++) {
+    const bz = Math.floor(z / fz)
+    for (let y = 0; y < my * fy; y++) {
+      const target = mx * (Math.floor(y / fy) + my * bz)
+      const row = nx * (y + ny * z)
+      for (let bx = 0; bx < mx; bx++) {
+        let s = 0
+        const first = row + bx * fx
+        for (let x = 0; x < fx; x++) s += data[first + x] as number
+        sum[target + bx] = (sum[target + bx] as number) + s
+      }
+    }
+  }
+  const scale = 1 / (fx * fy * fz)
+  for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] as number) * scale
+  return { data: sum, size: out }
+}
+
+/**
+ * The field, value(data), inside one voxel of its lowest value: a head cut by the field of view
+ * gets a closed surface along the cut, shaded like any other.
+ */
+function padWithAir(data: VoxelArray, size: Vec3, value: (stored: number) => number): { field: Float32Array; size: Vec3 } {
+  const [nx, ny, nz] = size
+  const padded: Vec3 = [nx + 2, ny + 2, nz + 2]
+  const field = new Float32Array(padded[0] * padded[1] * padded[2])
+  let air = Infinity
+  for (let z = 0; z < nz; z++) {
+    for (let y = 0; y < ny; y++) {
+      const source = nx * (y + ny * z)
+      const target = 1 + padded[0] * (y + 1 + padded[1] * (z + 1))
+      for (let x = 0; x < nx; x++) {
+        const v = value(data[source + x] as number)
+        field[target + x] = v
+        if (v < air) air = v
+      }
+    }
+  }
+  // Every voxel of the padding is one with an index 0 or last along some axis.
+  let i = 0
+  for (let z = 0; z < padded[2]; z++) {
+    for (let y = 0; y < padded[1]; y++) {
+      for (let x = 0; x < padded[0]; x++, i++) {
+        if (x === 0 || y === 0 || z === 0 || x === nx + 1 || y === ny + 1 || z === nz + 1) field[i] = air
+      }
+    }
+  }
+  return { field, size: padded }
+}
+
+/**
+ * A [1 2 1] / 4 binomial along each axis (sigma 0.7 voxel, 1.4 mm on a 2 mm grid): enough to
+ * take the noise off MR skin and the terraces off 8-bit data, little enough to keep lips and
+ * eyelids. The outermost voxels, air padding, are left alone.
+ */
+function smooth(field: Float32Array, size: Vec3): Float32Array {
+  const [nx, ny, nz] = size
+  let current = field
+  for (const stride of [1, nx, nx * ny]) {
+    const out = current.slice()
+    for (let z = 1; z < nz - 1; z++) {
+      for (let y = 1; y < ny - 1; y++) {
+        const row = nx * (y + ny * z)
+        for (let i = row + 1; i < row + nx - 1; i++) {
+          out[i] = 0.25 * ((current[i - stride] as number) + (current[i + stride] as number)) + 0.5 * (current[i] as number)
+        }
+      }
+    }
+    current = out
+  }
+  return current
+}
+
+/**
+ * 1 for each cell (the cube between 8 neighbouring voxels, indexed like its lowest corner) that
+ * may hold skin, because one of its corners is at or above the threshold, and the index-space
+ * box around those cells. The last voxel of a row, column or slice is no cell's lowest corner;
+ * its value means nothing.
+ */
+function occupiedCells(field: Float32Array, size: Vec3): { occupied: Uint8Array; lower: Vec3; upper: Vec3 } {
+  const [nx, ny, nz] = size
+  const occupied = new Uint8Array(field.length)
+  for (let i = 0; i < field.length; i++) occupied[i] = (field[i] as number) >= 0 ? 1 : 0
+  // An OR over the corners, one axis at a time; in increasing order, occupied[i + stride] is
+  // still unmerged when occupied[i] reads it.
+  for (const stride of [1, nx, nx * ny]) {
+    for (let i = 0; i + stride < occupied.length; i++) occupied[i] = (occupied[i] as number) | (occupied[i + stride] as number)
+  }
+  const lower: Vec3 = [nx, ny, nz]
+  const upper: Vec3 = [0, 0, 0]
+  let i = 0
+  for (let z = 0; z < nz - 1; z++, i += nx) {
+    for (let y = 0; y < ny - 1; y++, i++) {
+      for (let x = 0; x < nx - 1; x++, i++) {
+        if (occupied[i] === 0) continue
+        lower[0] = Math.min(lower[0], x)
+        lower[1] = Math.min(lower[1], y)
+        lower[2] = Math.min(lower[2], z)
+        upper[0] = Math.max(upper[0], x)
+        upper[1] = Math.max(upper[1], y)
+        upper[2] = Math.max(upper[2], z)
+      }
+    }
+  }
+  // The box is shrunk by a hair so that rounding never puts a ray position in a cell outside it.
+  return { occupied, lower: lower.map((v) => v + 1e-6) as Vec3, upper: upper.map((v) => v + 1 - 1e-6) as Vec3 }
+}
+
+/**
+ * The occupied cells with a face on an unoccupied cell or on the edge of the grid: a ray from
+ * outside enters one of these, through such an open face, before any other occupied cell. Their
+ * index-space centres (x, y, z, x, y, z, ...) and which faces are open, one bit per face in the
+ * order -x, +x, -y, +y, -z, +z.
+ */
+function surfaceCells(occupied: Uint8Array, size: Vec3): { centres: Float32Array; openFaces: Uint8Array } {
+  const [nx, ny, nz] = size
+  const nxy = nx * ny
+  const [lastX, lastY, lastZ] = [nx - 2, ny - 2, nz - 2]
+  const centres: number[] = []
+  const openFaces: number[] = []
+  for (let z = 0; z <= lastZ; z++) {
+    for (let y = 0; y <= lastY; y++) {
+      let i = nx * (y + ny * z)
+      for (let x = 0; x <= lastX; x++, i++) {
+        if (occupied[i] === 0) continue
+        const open =
+          (x === 0 || occupied[i - 1] === 0 ? 1 : 0) |
+          (x === lastX || occupied[i + 1] === 0 ? 2 : 0) |
+          (y === 0 || occupied[i - nx] === 0 ? 4 : 0) |
+          (y === lastY || occupied[i + nx] === 0 ? 8 : 0) |
+          (z === 0 || occupied[i - nxy] === 0 ? 16 : 0) |
+          (z === lastZ || occupied[i + nxy] === 0 ? 32 : 0)
+        if (open === 0) continue
+        centres.push(x + 0.5, y + 0.5, z + 0.5)
+        openFaces.push(open)
+      }
+    }
+  }
+  return { centres: Float32Array.from(centres), openFaces: Uint8Array.from(openFaces) }
+}
+
+function insideCentroid(field: Float32Array, size: Vec3): Vec3 {
+  const [nx, ny, nz] = size
+  let sx = 0
+  let sy = 0
+  let sz = 0
+  let n = 0
+  let i = 0
+  for (let z = 0; z < nz; z++) {
+    for (let y = 0; y < ny; y++) {
+      for (let x = 0; x < nx; x++, i++) {
+        if ((field[i] as number) < 0) continue
+        sx += x
+        sy += y
+        sz += z
+        n++
+      }
+    }
+  }
+  return n === 0 ? [(nx - 1) / 2, (ny - 1) / 2, (nz - 1) / 2] : [sx / n, sy / n, sz / n]
+}
+
+// ---- Ray casting -----------------------------------------------------------------------------------
+
+/** Halvings of the step that found the skin, before the final linear interpolation. */
+const REFINEMENTS = 2
+/** How far past a cell's exit the next sample goes, so that it lies in the next cell. */
+const CELL_EXIT_MM = 1e-4
+
+function renderView(grid: RenderGrid, view: ViewAngle, imageSize: number): RenderedView {
+  const { field, size, occupied, toIndex, lower, upper, centre, diagonalMm } = grid
+  const [nx, ny, nz] = size
+  const nxy = nx * ny
+
+  const yaw = (view.yaw * Math.PI) / 180
+  const pitch = (view.pitch * Math.PI) / 180
+  // RAS: the camera sits anterior at yaw 0 and moves towards the patient's left (-R) as yaw grows.
+  const toCamera: Vec3 = [-Math.sin(yaw) * Math.cos(pitch), Math.cos(yaw) * Math.cos(pitch), Math.sin(pitch)]
+  const right: Vec3 = [-Math.cos(yaw), -Math.sin(yaw), 0]
+  const up = cross(toCamera, right)
+  const forward: Vec3 = [-toCamera[0], -toCamera[1], -toCamera[2]]
+  const elevation = (LIGHT_ELEVATION_DEGREES * Math.PI) / 180
+  const [lx, ly, lz] = toCamera.map((c, a) => c * Math.cos(elevation) + (up[a] as number) * Math.sin(elevation)) as Vec3
+
+  const pixelMm = FIELD_OF_VIEW_MM / imageSize
+  // In grid index steps: per mm along the ray, and per pixel across and up the picture. The ray
+  // through the middle of the picture starts a grid diagonal behind the centre, off the grid.
+  const [dx, dy, dz] = mat3Vec3(toIndex, forward)
+  const [rx, ry, rz] = mat3Vec3(toIndex, right.map((v) => v * pixelMm) as Vec3)
+  const [ux, uy, uz] = mat3Vec3(toIndex, up.map((v) => v * pixelMm) as Vec3)
+  const cx = centre[0] - diagonalMm * dx
+  const cy = centre[1] - diagonalMm * dy
+  const cz = centre[2] - diagonalMm * dz
+  const step = STEP_CELLS / Math.max(Math.abs(dx), Math.abs(dy), Math.abs(dz))
+  const [lowX, lowY, lowZ] = lower
+  const [highX, highY, highZ] = upper
+  const lastX = nx - 1 - 1e-6
+  const lastY = ny - 1 - 1e-6
+  const lastZ = nz - 1 - 1e-6
+  // Along an axis the ray moves on, the next cell boundary ahead is (floor + next - position) *
+  // inverse mm of ray away. Along one it does not, a huge finite inverse keeps that axis out of
+  // the minimum without making 0 * Infinity.
+  const nextX = dx >= 0 ? 1 : 0
+  const nextY = dy >= 0 ? 1 : 0
+  const nextZ = dz >= 0 ? 1 : 0
+  const invX = dx === 0 ? 1e30 : 1 / dx
+  const invY = dy === 0 ? 1e30 : 1 / dy
+  const invZ = dz === 0 ? 1e30 : 1 / dz
+
+  const trilinear = (o: number, fx: number, fy: number, fz: number): number => {
+    const c00 = (field[o] as number) + ((field[o + 1] as number) - (field[o] as number)) * fx
+    const c10 = (field[o + nx] as number) + ((field[o + nx + 1] as number) - (field[o + nx] as number)) * fx
+    const c01 = (field[o + nxy] as number) + ((field[o + nxy + 1] as number) - (field[o + nxy] as number)) * fx
+    const c11 = (field[o + nxy + nx] as number) + ((field[o + nxy + nx + 1] as number) - (field[o + nxy + nx] as number)) * fx
+    const c0 = c00 + (c10 - c00) * fy
+    const c1 = c01 + (c11 - c01) * fy
+    return c0 + (c1 - c0) * fz
+  }
+  /** On the grid only, where every position has a cell. */
+  const sampleInside = (x: number, y: number, z: number): number => {
+    const i = x | 0
+    const j = y | 0
+    const k = z | 0
+    return trilinear(i + nx * j + nxy * k, x - i, y - j, z - k)
+  }
+  const start = surfaceDepths(grid, forward, right, up, pixelMm, imageSize)
+  const pixels = new Uint8Array(imageSize * imageSize)
+  let hits = 0
+  for (let row = 0; row < imageSize; row++) {
+    const down = imageSize / 2 - row - 0.5
+    for (let column = 0; column < imageSize; column++) {
+      const nearest = start[row * imageSize + column] as number
+      if (nearest === Infinity) continue
+      const across = column + 0.5 - imageSize / 2
+      const ox = cx + across * rx + down * ux
+      const oy = cy + across * ry + down * uy
+      const oz = cz + across * rz + down * uz
+      // Slab clipping against the box around the skin.
+      let t0 = 0
+      let t1 = Infinity
+      if (dx === 0) {
+        if (ox < lowX || ox > highX) continue
+      } else {
+        const a = (lowX - ox) * invX
+        const b = (highX - ox) * invX
+        t0 = Math.max(t0, Math.min(a, b))
+        t1 = Math.min(t1, Math.max(a, b))
+      }
+      if (dy === 0) {
+        if (oy < lowY || oy > highY) continue
+      } else {
+        const a = (lowY - oy) * invY
+        const b = (highY - oy) * invY
+        t0 = Math.max(t0, Math.min(a, b))
+        t1 = Math.min(t1, Math.max(a, b))
+      }
+      if (dz === 0) {
+        if (oz < lowZ || oz > highZ) continue
+      } else {
+        const a = (lowZ - oz) * invZ
+        const b = (highZ - oz) * invZ
+        t0 = Math.max(t0, Math.min(a, b))
+        t1 = Math.min(t1, Math.max(a, b))
+      }
+      t0 = Math.max(t0, nearest)
+      if (t0 > t1) continue
+
+      let t = t0
+      let previous = t0
+      let fPrevious = NaN
+      let fIn = 0
+      let found = false
+      while (t <= t1) {
+        const x = ox + t * dx
+        const y = oy + t * dy
+        const z = oz + t * dz
+        // Positions are inside the box, so never negative: | 0 is floor.
+        const i = x | 0
+        const j = y | 0
+        const k = z | 0
+        const o = i + nx * j + nxy * k
+        if (occupied[o] === 1) {
+          const f = trilinear(o, x - i, y - j, z - k)
+          if (f >= 0) {
+            fIn = f
+            found = true
+            break
+          }
+          previous = t
+          fPrevious = f
+          t += step
+        } else {
+          // On to the next cell: where the ray leaves this one.
+          previous = t
+          fPrevious = NaN
+          t += Math.min((i + nextX - x) * invX, (j + nextY - y) * invY, (k + nextZ - z) * invZ) + CELL_EXIT_MM
+        }
+      }
+      if (!found) continue
+
+      // The skin lies between `previous` (outside) and `t` (inside).
+      let outside = previous
+      let inside = t
+      let fOut = Number.isNaN(fPrevious) ? sampleInside(ox + outside * dx, oy + outside * dy, oz + outside * dz) : fPrevious
+      for (let r = 0; r < REFINEMENTS; r++) {
+        const mid = (outside + inside) / 2
+        const f = sampleInside(ox + mid * dx, oy + mid * dy, oz + mid * dz)
+        if (f >= 0) {
+          inside = mid
+          fIn = f
+        } else {
+          outside = mid
+          fOut = f
+        }
+      }
+      const th = fIn > fOut ? outside + ((inside - outside) * -fOut) / (fIn - fOut) : inside
+      const x = ox + th * dx
+      const y = oy + th * dy
+      const z = oz + th * dz
+      // Central differences one voxel apart, kept on the grid; intensity rises into the head, so
+      // the outward normal is -gradient.
+      const gx = sampleInside(Math.min(x + 1, lastX), y, z) - sampleInside(Math.max(x - 1, 0), y, z)
+      const gy = sampleInside(x, Math.min(y + 1, lastY), z) - sampleInside(x, Math.max(y - 1, 0), z)
+      const gz = sampleInside(x, y, Math.min(z + 1, lastZ)) - sampleInside(x, y, Math.max(z - 1, 0))
+      // Index-space gradient to RAS: toIndex^T g.
+      const nxr = -(toIndex[0] * gx + toIndex[3] * gy + toIndex[6] * gz)
+      const nyr = -(toIndex[1] * gx + toIndex[4] * gy + toIndex[7] * gz)
+      const nzr = -(toIndex[2] * gx + toIndex[5] * gy + toIndex[8] * gz)
+      const length = Math.sqrt(nxr * nxr + nyr * nyr + nzr * nzr)
+      const lambert = length > 0 ? Math.max(0, (nxr * lx + nyr * ly + nzr * lz) / length) : 1
+      pixels[row * imageSize + column] = Math.max(1, Math.round(255 * (AMBIENT + DIFFUSE * lambert)))
+      hits++
+    }
+  }
+  return { yaw: view.yaw, pitch: view.pitch, width: imageSize, height: imageSize, pixels, hitFraction: hits / pixels.length }
+}
+
+/**
+ * For each pixel, how far along its ray (in mm, as renderView measures it) the skin can be met
+ * at the earliest; Infinity where it cannot. Every surface cell with an open face towards the
+ * camera is splatted over the pixels its footprint may cover, at the depth of its centre less
+ * its radius: a ray that enters a cell with skin entered such a cell first, at no less than that
+ * depth.
+ */
+function surfaceDepths(grid: RenderGrid, forward: Vec3, right: Vec3, up: Vec3, pixelMm: number, imageSize: number): Float32Array {
+  const { surface, fromIndex, toIndex, cellRadiusMm, diagonalMm, centre } = grid
+  const { centres, openFaces } = surface
+  // A ray moving up an axis enters cells through their lower face on it, and the other way round.
+  const [dx, dy, dz] = mat3Vec3(toIndex, forward)
+  const facing = (dx > 0 ? 1 : dx < 0 ? 2 : 0) | (dy > 0 ? 4 : dy < 0 ? 8 : 0) | (dz > 0 ? 16 : dz < 0 ? 32 : 0)
+  // Index-space rows of the map from (cell centre - camera centre) to column, row and depth.
+  const fromIndexT = mat3Transpose(fromIndex)
+  const [ax, ay, az] = mat3Vec3(fromIndexT, right).map((v) => v / pixelMm) as Vec3
+  const [bx, by, bz] = mat3Vec3(fromIndexT, up).map((v) => v / pixelMm) as Vec3
+  const [fx, fy, fz] = mat3Vec3(fromIndexT, forward)
+  const [cx, cy, cz] = centre
+  const reach = cellRadiusMm / pixelMm
+  const middle = imageSize / 2 - 0.5
+  const last = imageSize - 1
+  const depth = new Float32Array(imageSize * imageSize).fill(Infinity)
+  for (let cell = 0; cell < openFaces.length; cell++) {
+    if (((openFaces[cell] as number) & facing) === 0) continue
+    const x = (centres[3 * cell] as number) - cx
+    const y = (centres[3 * cell + 1] as number) - cy
+    const z = (centres[3 * cell + 2] as number) - cz
+    const column = middle + ax * x + ay * y + az * z
+    const row = middle - (bx * x + by * y + bz * z)
+    const t = fx * x + fy * y + fz * z + diagonalMm - cellRadiusMm
+    const c0 = Math.max(0, Math.ceil(column - reach))
+    const c1 = Math.min(last, Math.floor(column + reach))
+    const r0 = Math.max(0, Math.ceil(row - reach))
+    const r1 = Math.min(last, Math.floor(row + reach))
+    for (let r = r0; r <= r1; r++) {
+      for (let c = c0; c <= c1; c++) {
+        const p = r * imageSize + c
+        if (t < (depth[p] as number)) depth[p] = t
+      }
+    }
+  }
+  return depth
+}
+
+function cross(a: Vec3, b: Vec3): Vec3 {
+  return [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+}
+
+// ---- Images ----------------------------------------------------------------------------------------
+
+export function viewToPng(view: RenderedView): Promise<Buffer> {
+  return sharp(view.pixels, { raw: { width: view.width, height: view.height, channels: 1 } })
+    .toColourspace('b-w')
+    .png()
+    .toBuffer()
+}
+
+/** All views in one image, `columns` to a row in the order given, each labelled with its angles. */
+export async function montagePng(views: RenderedView[], columns: number): Promise<Buffer> {
+  const first = views[0]
+  if (first === undefined) throw new Error('no views to put in a montage')
+  const { width, height } = first
+  const rows = Math.ceil(views.length / columns)
+  const tiles = await Promise.all(
+    views.map(async (view, i) => ({
+      input: await viewToPng(view),
+      left: (i % columns) * width,
+      top: Math.floor(i / columns) * height,
+    })),
+  )
+  const labels = views.map((view, i) => {
+    const x = (i % columns) * width + 4
+    const y = Math.floor(i / columns) * height + 14
+    return `<text x="${x}" y="${y}">yaw ${signed(view.yaw)} pitch ${signed(view.pitch)}</text>`
+  })
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${columns * width}" height="${rows * height}"><g font-family="sans-serif" font-size="12" fill="#ffcc00">${labels.join('')}</g></svg>`
+  return sharp({ create: { width: columns * width, height: rows * height, channels: 3, background: '#000000' } })
+    .composite([...tiles, { input: Buffer.from(svg), left: 0, top: 0 }])
+    .png()
+    .toBuffer()
+}
+
+function signed(degrees: number): string {
+  return degrees > 0 ? `+${degrees}` : `${degrees}`
+}
