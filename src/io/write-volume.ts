@@ -3,7 +3,7 @@
  * renamed into place, so a crash or a full disk never leaves a half-written volume under the
  * name the user asked for.
  */
-import { link, mkdtemp, readdir, rename, rm, stat, unlink, writeFile, access, constants as fsConstants } from 'node:fs/promises'
+import { mkdtemp, readdir, rm, stat, unlink, writeFile, access, constants as fsConstants } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { writeImageNode } from '@itk-wasm/image-io'
@@ -13,6 +13,7 @@ import { UnfaceError } from './errors.js'
 import { SUPPORTED_EXTENSIONS, formatOfPath, type FileFormat } from './format.js'
 import { volumeToNifti } from './nifti-file.js'
 import { volumeToImage } from './itk-image.js'
+import { asWriteError, commitFile, place, writeFileAtomically } from './atomic-file.js'
 import { quietly } from './quiet-itk.js'
 
 export interface WriteOptions {
@@ -61,7 +62,7 @@ export async function writeVolume(volume: Volume, path: string, options: WriteOp
   const notes: string[] = []
   if (format.format === 'nifti') {
     const bytes = volumeToNifti(volume, { keepHeaderText: options.keepHeaderText === true, compress: format.extension === '.nii.gz' })
-    await commitFile(path, (temporary) => writeFile(temporary, bytes), options.overwrite === true)
+    await writeFileAtomically(path, bytes, { overwrite: options.overwrite === true })
     return { path, notes }
   }
   let toWrite = volume
@@ -84,23 +85,6 @@ export async function writeVolume(volume: Volume, path: string, options: WriteOp
   return { path, notes }
 }
 
-function temporaryName(path: string): string {
-  const format = formatOfPath(path)
-  // itk-wasm picks its writer by extension, so the temporary name keeps it.
-  return join(dirname(path), `.${basename(path)}.unface-${process.pid}-${randomBytes(4).toString('hex')}${format?.extension ?? ''}`)
-}
-
-async function commitFile(path: string, write: (temporary: string) => Promise<void>, overwrite: boolean): Promise<void> {
-  const temporary = temporaryName(path)
-  try {
-    await write(temporary)
-    await place(temporary, path, overwrite)
-  } catch (error) {
-    await rm(temporary, { force: true })
-    throw asWriteError(error, path)
-  }
-}
-
 /** .nhdr/.mhd name their data file inside the header, so both are written under their final names in a private folder, then moved. */
 async function commitDetached(path: string, write: (target: string) => Promise<void>, overwrite: boolean): Promise<void> {
   const folder = await mkdtemp(join(dirname(path), `.${basename(path)}.unface-`))
@@ -115,28 +99,4 @@ async function commitDetached(path: string, write: (target: string) => Promise<v
   } finally {
     await rm(folder, { recursive: true, force: true })
   }
-}
-
-/** rename() replaces silently, so without overwrite a hard link claims the name atomically or fails. */
-async function place(from: string, to: string, overwrite: boolean): Promise<void> {
-  if (overwrite) {
-    await rename(from, to)
-    return
-  }
-  try {
-    await link(from, to)
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new UnfaceError('output already exists (use --force to replace it)', { file: to, cause: error })
-    }
-    throw error
-  }
-  await unlink(from)
-}
-
-function asWriteError(error: unknown, path: string): UnfaceError {
-  if (error instanceof UnfaceError) return error
-  const code = (error as NodeJS.ErrnoException).code
-  const reason = code === 'ENOSPC' ? 'no space left on device' : code ?? (error as Error).message
-  return new UnfaceError(`cannot write output (${reason})`, { file: path, cause: error })
 }
