@@ -1,0 +1,60 @@
+/**
+ * The face check of the verify stage: the detector run on the renders of the original and of the
+ * defaced volume, and the verdict (face-verdict.ts) on what it saw.
+ *
+ * It is arranged to be cheap: every view costs one detector pass (about 10 ms); landmarks and the
+ * descriptor (about 40 ms) are computed only for the original views that show a face, and the
+ * defaced views are described only at those views' face boxes.
+ */
+import type { FaceModel } from './face-detector.js'
+import { describeBox, detectFaces, inspectView } from './face-detector.js'
+import type { FaceGallery } from './face-gallery.js'
+import type { DefacedObservation, FaceVerdict, OriginalObservation, VerdictOptions } from './face-verdict.js'
+import { faceVerdict } from './face-verdict.js'
+import type { RenderedView } from './render-surface.js'
+
+export interface FaceCheckOptions extends Partial<VerdictOptions> {}
+
+/** Detector score, box, and where it reaches the threshold the face's descriptor, for each original view. */
+export async function observeOriginal(model: FaceModel, views: RenderedView[], faceScoreThreshold: number): Promise<OriginalObservation[]> {
+  const observations: OriginalObservation[] = []
+  for (const view of views) {
+    const base = { yaw: view.yaw, pitch: view.pitch, hitFraction: view.hitFraction }
+    const { best, face } = await inspectView(model, view, faceScoreThreshold)
+    if (face !== undefined) observations.push({ ...base, score: face.score, box: face.box, descriptor: face.descriptor, descriptorBox: face.descriptorBox })
+    else observations.push({ ...base, score: best?.score ?? 0, ...(best === undefined ? {} : { box: best.box }) })
+  }
+  return observations
+}
+
+/**
+ * Detector score and box for each defaced view, and its descriptor at the original's face box
+ * where the original (the same view of `original`) shows a face.
+ */
+export async function observeDefaced(model: FaceModel, views: RenderedView[], original: OriginalObservation[]): Promise<DefacedObservation[]> {
+  if (views.length !== original.length) throw new Error(`${views.length} defaced views for ${original.length} original ones`)
+  const observations: DefacedObservation[] = []
+  for (const [i, view] of views.entries()) {
+    const [best] = await detectFaces(model, view)
+    const observation: DefacedObservation = { yaw: view.yaw, pitch: view.pitch, hitFraction: view.hitFraction, score: best?.score ?? 0, ...(best === undefined ? {} : { box: best.box }) }
+    const box = (original[i] as OriginalObservation).descriptorBox
+    if (box !== undefined) observation.descriptorAtOriginal = await describeBox(model, view, box)
+    observations.push(observation)
+  }
+  return observations
+}
+
+/**
+ * The verdict on a defaced volume's renders against its original's (the same views, in the same
+ * order). Thresholds default to the gallery's calibration.
+ */
+export async function checkFace(model: FaceModel, originalViews: RenderedView[], defacedViews: RenderedView[], gallery: FaceGallery, options: FaceCheckOptions = {}): Promise<FaceVerdict> {
+  const verdictOptions: VerdictOptions = {
+    ...options,
+    faceScoreThreshold: options.faceScoreThreshold ?? gallery.calibration.faceScoreThreshold,
+    maxMatchDistance: options.maxMatchDistance ?? gallery.calibration.maxMatchDistance,
+  }
+  const original = await observeOriginal(model, originalViews, verdictOptions.faceScoreThreshold)
+  const defaced = await observeDefaced(model, defacedViews, original)
+  return faceVerdict(original, defaced, gallery, verdictOptions)
+}

@@ -1,0 +1,67 @@
+import { join } from 'node:path'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { readVolume } from '../io/read-volume.js'
+import type { Volume } from '../io/volume.js'
+import { describeWithSharedData, sharedPath } from '../../test/shared-data.js'
+import { planeDeface } from './plane-deface.js'
+import { DEFAULT_VIEWS } from './render-surface.js'
+import { loadFaceCheck, verifyFaceRemoved, type FaceCheck } from './verify-face-removed.js'
+
+const SAMPLE = join(import.meta.dirname, '..', '..', 'sample-volumes', 'IXI012-HH-1211_T1.nii.gz')
+
+let check: FaceCheck
+let sample: Volume
+
+beforeAll(async () => {
+  ;[check, sample] = await Promise.all([loadFaceCheck(), readVolume(SAMPLE)])
+})
+
+describe('verifyFaceRemoved on a real head (the bundled sample)', () => {
+  it('names the networks and the gallery it checks with', () => {
+    expect(check.identity.name).toMatch(/^face-api 1\.7\.15 tiny-face-detector@160 .*gallery 20 heads/)
+    expect(check.identity.sha256).toMatch(/^[0-9a-f]{64}$/)
+  })
+
+  it('fails, and keeps the volume back, when the face was not removed', async () => {
+    const result = await verifyFaceRemoved(sample, sample, undefined, check)
+    expect(result.verdict).toBe('FAIL')
+    expect(result.release).toBe(false)
+    expect(result.detail.facesLeft).toContainEqual({ yaw: 0, pitch: 0 })
+    // The same render is its own original: distance 0, identified.
+    const front = result.views.find((v) => v.yaw === 0 && v.pitch === 0)
+    expect(front).toMatchObject({ originalFace: true, defacedFace: true, identified: true })
+    expect(front?.distanceToOriginal).toBeLessThan(1e-4)
+    expect(front?.distanceToGallery).toBeGreaterThan(0.3)
+    expect(result.reasons.join(' ')).toMatch(/still show a face/)
+  })
+
+  it('passes a plane-defaced copy, with a score for every view and distances where the original had a face', async () => {
+    const result = await verifyFaceRemoved(sample, planeDeface(sample), undefined, check)
+    expect(result.verdict, result.reasons.join('; ')).toBe('PASS')
+    expect(result.release).toBe(true)
+    expect(result.before).toHaveLength(15)
+    expect(result.after).toHaveLength(15)
+    expect(result.views.map(({ yaw, pitch }) => ({ yaw, pitch }))).toEqual(DEFAULT_VIEWS)
+    const withFace = result.views.filter((v) => v.originalFace)
+    expect(withFace.length).toBeGreaterThanOrEqual(2)
+    for (const v of withFace) {
+      expect(v.identified).toBe(false)
+      expect(v.defacedFace).toBe(false)
+      expect(v.distanceToOriginal).toBeGreaterThan(check.gallery.calibration.maxMatchDistance)
+      expect(v.distanceToGallery).toBeGreaterThan(0)
+    }
+    for (const v of result.views.filter((v) => !v.originalFace)) expect(v.distanceToOriginal).toBeUndefined()
+    expect(result.detail.views.every((v) => v.defacedScore < check.gallery.calibration.faceScoreThreshold)).toBe(true)
+  })
+})
+
+describeWithSharedData('verifyFaceRemoved on the shared data', () => {
+  it('says NO-FACE for the skull-stripped control, and releases it', async () => {
+    const volume = await readVolume(sharedPath('controls', 'MR_Gd_skullstripped.nii.gz'))
+    const result = await verifyFaceRemoved(volume, volume, undefined, check)
+    expect(result.verdict).toBe('NO-FACE')
+    expect(result.detail.noFace).toBe('no-face-in-field-of-view')
+    expect(result.release).toBe(true)
+    expect(result.views.every((v) => !v.originalFace && !v.identified)).toBe(true)
+  })
+})

@@ -1,0 +1,112 @@
+/**
+ * The verify stage as the pipeline calls it: render the skin of the original and of the defaced
+ * volume from the 15 default views, run the face check on both (face-check.ts), and decide
+ * whether the defaced volume may be released.
+ *
+ * Released: PASS, and NO-FACE when the original shows no face in the field of view (nothing to
+ * remove: the volume goes out as the defacer left it). Not released: FAIL, and NO-FACE because
+ * the renders failed (nothing could be checked).
+ */
+import { createHash } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import type { Volume } from '../io/volume.js'
+import { checkFace } from './face-check.js'
+import { loadFaceModel, type FaceModel, type FaceModelOptions } from './face-detector.js'
+import { DEFAULT_GALLERY_PATH, parseGallery, type FaceGallery } from './face-gallery.js'
+import type { FaceStatus, FaceVerdict } from './face-verdict.js'
+import { renderSkinViews, skinThreshold, type RenderedView } from './render-surface.js'
+
+export interface FaceCheck {
+  model: FaceModel
+  gallery: FaceGallery
+  /** What the report records: the networks and the gallery, by content. */
+  identity: { name: string; sha256: string }
+}
+
+export interface LoadFaceCheckOptions extends FaceModelOptions {
+  /** A gallery other than the one shipped in models/face-gallery.json. */
+  galleryPath?: string
+}
+
+/** The networks and the gallery, loaded once per process and shared by every volume checked. */
+export async function loadFaceCheck(options: LoadFaceCheckOptions = {}): Promise<FaceCheck> {
+  const galleryPath = options.galleryPath ?? DEFAULT_GALLERY_PATH
+  const galleryText = await readFile(galleryPath, 'utf8')
+  const gallery = parseGallery(galleryText)
+  const model = await loadFaceModel(options)
+  const require = createRequire(import.meta.url)
+  const { version } = require('@vladmandic/face-api/package.json') as { version: string }
+  const detector = model.detector === 'tiny' ? `tiny-face-detector@${model.inputSize}` : 'ssd-mobilenet-v1'
+  return {
+    model,
+    gallery,
+    identity: {
+      name: `face-api ${version} ${detector} + landmarks-68 + recognition-128; gallery ${gallery.heads.length} heads, threshold ${gallery.calibration.faceScoreThreshold}, match distance ${gallery.calibration.maxMatchDistance}`,
+      sha256: createHash('sha256').update(`${detector}\0`).update(galleryText).digest('hex'),
+    },
+  }
+}
+
+/** One view in the report's terms (src/report/deface-report.ts ViewCheck), plus the raw flags. */
+export interface FaceViewCheck {
+  yaw: number
+  pitch: number
+  /** Best detector score on the original's render; undefined when the detector saw no candidate. */
+  originalScore?: number
+  /** Best detector score on the defaced render; undefined when the detector saw no candidate. */
+  defacedScore?: number
+  /** Descriptor distance, defaced to original, at the original's face. */
+  distanceToOriginal?: number
+  /** Smallest distance from the defaced descriptor to another head's in the gallery. */
+  distanceToGallery?: number
+  /** The defaced render is identified as its original. */
+  identified: boolean
+  /** The score reaches the face threshold: a face is there. */
+  originalFace: boolean
+  defacedFace: boolean
+}
+
+export interface FaceVerification {
+  verdict: FaceStatus
+  /** May the defaced volume be written out? */
+  release: boolean
+  reasons: string[]
+  views: FaceViewCheck[]
+  /** The renders, original and defaced, in DEFAULT_VIEWS order, for the report's montage. */
+  before: RenderedView[]
+  after: RenderedView[]
+  /** Everything the verdict saw. */
+  detail: FaceVerdict
+}
+
+/**
+ * Both volumes are rendered with the skin threshold of the original taken from its histogram,
+ * as in the calibration (scripts/build-face-gallery.ts), so that the renders differ only where
+ * the voxels do. `labels` is accepted for the pipeline's sake and not used: a threshold from a
+ * model's head mask would make the renders differ from those the gallery was calibrated on.
+ */
+export async function verifyFaceRemoved(original: Volume, defaced: Volume, _labels: Uint8Array | undefined, check: FaceCheck): Promise<FaceVerification> {
+  const threshold = skinThreshold(original)
+  const before = renderSkinViews(original, { threshold })
+  const after = renderSkinViews(defaced, { threshold })
+  const detail = await checkFace(check.model, before, after, check.gallery)
+  const release = detail.status === 'PASS' || (detail.status === 'NO-FACE' && detail.noFace === 'no-face-in-field-of-view')
+  // A score of 0 means the detector had no candidate at all; a distance is absent where there was no face to compare.
+  const score = (key: string, value: number) => (value > 0 ? { [key]: value } : {})
+  const distance = (key: string, value: number | undefined) => (value === undefined || !Number.isFinite(value) ? {} : { [key]: value })
+  const views = detail.views.map(
+    (v): FaceViewCheck => ({
+      yaw: v.yaw,
+      pitch: v.pitch,
+      ...score('originalScore', v.originalScore),
+      ...score('defacedScore', v.defacedScore),
+      ...distance('distanceToOriginal', v.ownDistance),
+      ...distance('distanceToGallery', v.nearestOtherDistance),
+      identified: v.matched,
+      originalFace: v.originalFace,
+      defacedFace: v.defacedFace,
+    }),
+  )
+  return { verdict: detail.status, release, reasons: detail.reasons, views, before, after, detail }
+}
