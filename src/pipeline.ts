@@ -1,6 +1,7 @@
 /**
- * The stages composed, and nothing else: read, (segment, deface, verify, report come in later
- * stages), write.
+ * The stages composed, and nothing else: read, segment, deface, verify, report, write. Each
+ * stage is a function over a Volume; this file decides only the order, what is timed, and
+ * whether the result may be released.
  */
 import { realpath } from 'node:fs/promises'
 import { resolve } from 'node:path'
@@ -9,9 +10,30 @@ import { withVoxels } from './io/volume.js'
 import { UnfaceError } from './io/errors.js'
 import { readVolume, type ReadOptions } from './io/read-volume.js'
 import { assertWritable, writeVolume } from './io/write-volume.js'
+import { assertWritableDirectory } from './io/atomic-file.js'
 import { formatOfPath, stripVolumeExtension } from './io/format.js'
 import { volumeInfo, type VolumeInfo } from './io/volume-info.js'
-import { loadSegmentationModel, segmentHead, type LabelName } from './segment/segment-head.js'
+import { loadSegmentationModel, segmentHead, type LabelName, type SegmentationModel } from './segment/segment-head.js'
+import { DEFAULT_DEFACE_SETTINGS, defaceVolume, type DefaceMode } from './deface/deface-volume.js'
+import { loadFaceCheck, verifyFaceRemoved, type FaceCheck } from './verify/verify-face-removed.js'
+import type { DefaceReport } from './report/deface-report.js'
+import { buildReport } from './report/build-report.js'
+import { reportFilesFor, writeReport, type ReportFiles } from './report/write-report.js'
+import { reportMontage } from './report/report-montage.js'
+import { sagittalOverlay } from './report/slice-overlay.js'
+
+/** The networks, loaded once and shared by every file a process defaces. */
+export interface Models {
+  segmentation: SegmentationModel
+  /** Absent when verification is off. */
+  faceCheck?: FaceCheck
+}
+
+export async function loadModels(options: { verify?: boolean; segmentationModelPath?: string } = {}): Promise<Models> {
+  const segmentation = await loadSegmentationModel(options.segmentationModelPath)
+  if (options.verify === false) return { segmentation }
+  return { segmentation, faceCheck: await loadFaceCheck() }
+}
 
 export interface DefaceOptions extends ReadOptions {
   /** Where to write; by default beside the input, named <input>_defaced with the input's format. */
@@ -22,32 +44,96 @@ export interface DefaceOptions extends ReadOptions {
   inPlace?: boolean
   /** Keep identifying header text (NIfTI descrip, aux_file, intent_name, db_name, extensions). */
   keepHeaderText?: boolean
+  /** `remove` (default) sets the face to background; `blur` smooths it and adds noise. */
+  mode?: DefaceMode
+  /** Also remove the ears. */
+  ears?: boolean
+  /** Nothing within this many mm of the brain is changed (default 5). */
+  brainMarginMm?: number
+  /** Verify that no face remains before releasing the output (default true). */
+  verify?: boolean
+  /** On a failed verification, keep the defaced volume at quarantinePath(output) for review. */
+  keepFailed?: boolean
+  /** Write the report (JSON, PNG montage, HTML page) into this directory. */
+  reportDir?: string
+  /** Labels to use instead of segmenting this volume (the mask of another image on the same grid). */
+  labels?: Uint8Array
+  /** Preloaded models; loaded for this call when absent. */
+  models?: Models
   /** Called as each stage starts, for progress display. */
   onStage?: (stage: string) => void
 }
 
-export interface DefaceResult {
-  input: string
-  output: string
-  /** What the tool had to do that a user should know about. */
-  notes: string[]
-  timingsMs: Record<string, number>
+export interface DefaceResult extends DefaceReport {
+  /** The labels the volume was defaced with, for applying them to other images on its grid. */
+  labels: Uint8Array
+  reportFiles?: ReportFiles
 }
 
 export async function defaceFile(input: string, options: DefaceOptions = {}): Promise<DefaceResult> {
   const output = options.output ?? defaultOutputPath(input)
   const overwrite = options.force === true || options.inPlace === true
+  const verify = options.verify !== false
   if ((await samePath(input, output)) && options.inPlace !== true) {
     throw new UnfaceError('output is the input itself (use --in-place to overwrite it)', { file: output })
   }
   await assertWritable(output, { overwrite })
+  if (options.keepFailed === true) await assertWritable(quarantinePath(output), { overwrite: true })
+  if (options.reportDir !== undefined) await assertWritableDirectory(options.reportDir)
   const timingsMs: Record<string, number> = {}
   const timed = stageTimer(timingsMs, options.onStage)
+
+  const models = options.models ?? (await timed('load models', () => loadModels({ verify })))
   const volume = await timed('read', () => readVolume(input, options))
-  const written = await timed('write', () =>
-    writeVolume(volume, output, { overwrite, keepHeaderText: options.keepHeaderText === true }),
-  )
-  return { input, output, notes: [...volume.source.notes, ...written.notes], timingsMs }
+  const labels = options.labels ?? (await timed('segment', () => segmentHead(volume, models.segmentation))).labels
+  if (labels.length !== volume.data.length) {
+    throw new UnfaceError(`the mask given has ${labels.length} voxels, the volume ${volume.data.length}`, { file: input })
+  }
+  const settings = {
+    mode: options.mode ?? DEFAULT_DEFACE_SETTINGS.mode,
+    brainMarginMm: options.brainMarginMm ?? DEFAULT_DEFACE_SETTINGS.brainMarginMm,
+    ears: options.ears ?? DEFAULT_DEFACE_SETTINGS.ears,
+  }
+  const defaced = await timed('deface', async () => defaceVolume(volume, labels, settings))
+  const verification =
+    models.faceCheck === undefined || !verify
+      ? undefined
+      : await timed('verify', () => verifyFaceRemoved(volume, defaced.volume, labels, models.faceCheck as FaceCheck))
+
+  const released = verification === undefined || verification.release
+  const quarantine = !released && options.keepFailed === true ? quarantinePath(output) : undefined
+  const destination = released ? output : quarantine
+  const notes = [...volume.source.notes]
+  if (destination !== undefined) {
+    const written = await timed('write', () =>
+      writeVolume(defaced.volume, destination, { overwrite: overwrite || destination === quarantine, keepHeaderText: options.keepHeaderText === true }),
+    )
+    notes.push(...written.notes)
+  }
+  const report = await buildReport({
+    volume,
+    labels,
+    defaced,
+    settings: { ...settings, verify },
+    verification,
+    models,
+    ...(released ? { output } : {}),
+    ...(quarantine === undefined ? {} : { quarantine }),
+    timingsMs,
+    notes,
+  })
+  let reportFiles: ReportFiles | undefined
+  if (options.reportDir !== undefined) {
+    reportFiles = reportFilesFor(input, options.reportDir)
+    const files = reportFiles
+    await timed('report', async () => {
+      const before = verification?.before ?? []
+      const after = verification?.after ?? []
+      const montage = await reportMontage(before, after, sagittalOverlay(volume, defaced.weight, labels))
+      await writeReport(report, montage, files)
+    })
+  }
+  return { ...report, labels, ...(reportFiles === undefined ? {} : { reportFiles }) }
 }
 
 export interface MaskOptions extends ReadOptions {
@@ -101,6 +187,12 @@ export async function inspectFile(input: string, options: ReadOptions = {}): Pro
 export function defaultOutputPath(input: string): string {
   const format = formatOfPath(input)
   return `${stripVolumeExtension(input)}_defaced${format?.extension ?? '.nii.gz'}`
+}
+
+/** Where --keep-failed puts a volume that failed verification: never under the name asked for. */
+export function quarantinePath(output: string): string {
+  const format = formatOfPath(output)
+  return `${stripVolumeExtension(output)}.FAILED-VERIFICATION${format?.extension ?? ''}`
 }
 
 async function samePath(a: string, b: string): Promise<boolean> {

@@ -3,20 +3,21 @@
  * library calls in src/pipeline.ts. It holds no logic of its own beyond that.
  */
 import { parseArgs } from 'node:util'
-import { readFileSync } from 'node:fs'
+import { VERSION } from '../version.js'
 import { ExitCode, UnfaceError, UsageError } from '../io/errors.js'
 import { itkConsoleOutput } from '../io/quiet-itk.js'
 import { defaceFile, inspectFile, maskFile } from '../pipeline.js'
 import type { VolumeInfo } from '../io/volume-info.js'
 import { DEFAULT_MAX_VOXELS } from '../io/limits.js'
 import { terminalProgress } from './progress.js'
+import type { DefaceMode } from '../deface/deface-volume.js'
+import { DATASET_USAGE, runDatasetCommand, runMergeCommand } from '../batch/dataset-cli.js'
 
 export interface CliStreams {
   stdout: NodeJS.WritableStream
   stderr: NodeJS.WriteStream | NodeJS.WritableStream
 }
 
-export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
 const HELP = `unface ${VERSION}: remove the face from head MRI and CT volumes.
 
@@ -24,16 +25,22 @@ Usage:
   unface info IN [--json] [--series UID]
   unface deface IN [-o OUT] [options]
   unface mask IN [-o LABELS] [options]
+${DATASET_USAGE}
   unface --help | --version
 
 Commands:
   info      Print format, size, spacing, orientation, obliquity, pixel type, modality guess,
             intensity range and any identifying header text of a volume.
-  deface    Read IN and write the defaced volume to OUT. (This version reads and writes only:
-            segmentation, defacing and verification stages are not in this build yet.)
-
+  deface    Find the face with the segmentation model, remove it (never the brain), render the
+            skin surface of the result from 15 angles, and write OUT only if no face is found
+            on any render and the renders cannot be matched to the original (verdict PASS), or
+            if no face was found on the original either (NO-FACE).
   mask      Write the segmentation model's label map on IN's grid: 0 background, 1 head,
             2 face, 3 ears, 4 brain (by default IN_labels.nii.gz).
+  dataset   Deface a BIDS dataset or a folder of volumes into a full copy, with a manifest and a
+            review page; resumable, parallel, shardable (see: unface dataset --help).
+  merge-manifests
+            Combine the shard manifests of a --shard run (see: unface dataset --help).
 
 IN is a .nii, .nii.gz, .nrrd, .nhdr, .mha or .mhd file, or a directory holding a DICOM series.
 OUT takes its format from its extension; by default it is IN_defaced in the input's format
@@ -46,6 +53,17 @@ Options:
       --keep-header-text Keep NIfTI descrip, aux_file, intent_name, db_name and extensions, and
                          NRRD/MetaImage key-values. By default they are cleared, because they carry
                          names, dates and comments.
+      --mode MODE        remove (default): set the face to background (0 on MR, air on CT).
+                         blur: smooth the face heavily and add noise. Blurring is weaker
+                         protection: published work shows blurred faces can be partly restored.
+      --ears             Also remove the ears.
+      --brain-margin MM  Change nothing within MM mm of the brain (default 5).
+      --report DIR       Write DIR/IN_unface.{json,png,html}: verdict, scores, renders before
+                         and after, the removed region on a mid-sagittal slice.
+      --keep-failed      When verification fails, keep the defaced volume for review as
+                         OUT with .FAILED-VERIFICATION before its extension (never as OUT).
+      --no-verify        Skip the render-based check. The output is released unverified, and
+                         the report says so. For people who know what they are doing.
       --series UID       For a DICOM directory holding several series: the one to read.
       --max-voxels N     Refuse volumes larger than N voxels (default ${DEFAULT_MAX_VOXELS}).
       --json             Print the result as JSON on stdout.
@@ -65,6 +83,12 @@ const OPTIONS = {
   force: { type: 'boolean', short: 'f' },
   'in-place': { type: 'boolean' },
   'keep-header-text': { type: 'boolean' },
+  mode: { type: 'string' },
+  ears: { type: 'boolean' },
+  'brain-margin': { type: 'string' },
+  report: { type: 'string' },
+  'keep-failed': { type: 'boolean' },
+  'no-verify': { type: 'boolean' },
   series: { type: 'string' },
   'max-voxels': { type: 'string' },
   json: { type: 'boolean' },
@@ -76,6 +100,9 @@ const OPTIONS = {
 export async function runCli(argv: string[], streams: CliStreams = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   let debug = argv.includes('--debug')
   try {
+    const first = argv.findIndex((a) => !a.startsWith('-'))
+    if (argv[first] === 'dataset') return await runDatasetCommand(argv.filter((_, i) => i !== first), streams)
+    if (argv[first] === 'merge-manifests') return await runMergeCommand(argv.filter((_, i) => i !== first), streams)
     const { values, positionals } = parseCommandLine(argv)
     debug = values.debug === true
     if (values.help === true) {
@@ -104,22 +131,37 @@ export async function runCli(argv: string[], streams: CliStreams = { stdout: pro
     }
 
     const output = values.output === undefined ? {} : { output: values.output }
-    const result =
-      command === 'mask'
-        ? await withProgress(streams, (onStage) => maskFile(input, { ...readOptions, ...output, force: values.force === true, onStage }))
-        : await withProgress(streams, (onStage) =>
-            defaceFile(input, {
-              ...readOptions,
-              ...output,
-              force: values.force === true,
-              inPlace: values['in-place'] === true,
-              keepHeaderText: values['keep-header-text'] === true,
-              onStage,
-            }),
-          )
+    if (command === 'mask') {
+      const result = await withProgress(streams, (onStage) => maskFile(input, { ...readOptions, ...output, force: values.force === true, onStage }))
+      if (values.json === true) streams.stdout.write(`${JSON.stringify(result, null, 2)}\n`)
+      if ((streams.stderr as NodeJS.WriteStream).isTTY === true) streams.stderr.write(`unface: wrote ${result.output}\n`)
+      return ExitCode.ok
+    }
+    const { labels, ...result } = await withProgress(streams, (onStage) =>
+      defaceFile(input, {
+        ...readOptions,
+        ...output,
+        force: values.force === true,
+        inPlace: values['in-place'] === true,
+        keepHeaderText: values['keep-header-text'] === true,
+        mode: parseMode(values.mode),
+        ears: values.ears === true,
+        ...(values['brain-margin'] === undefined ? {} : { brainMarginMm: parseMillimetres(values['brain-margin'], '--brain-margin') }),
+        verify: values['no-verify'] !== true,
+        keepFailed: values['keep-failed'] === true,
+        ...(values.report === undefined ? {} : { reportDir: values.report }),
+        onStage,
+      }),
+    )
+    void labels
     if (values.json === true) streams.stdout.write(`${JSON.stringify(result, null, 2)}\n`)
-    for (const note of 'notes' in result ? result.notes : []) streams.stderr.write(`unface: note: ${note}\n`)
-    if ((streams.stderr as NodeJS.WriteStream).isTTY === true) streams.stderr.write(`unface: wrote ${result.output}\n`)
+    for (const note of result.notes) streams.stderr.write(`unface: note: ${note}\n`)
+    if (!result.released) {
+      const kept = result.quarantine === undefined ? 'nothing was written' : `kept for review at ${result.quarantine}`
+      streams.stderr.write(`unface: ${input}: verification ${result.verdict}: ${result.reasons[0] ?? 'no reason given'}; ${kept}\n`)
+      return ExitCode.verificationFailed
+    }
+    if ((streams.stderr as NodeJS.WriteStream).isTTY === true) streams.stderr.write(`unface: ${result.verdict}: wrote ${result.output}\n`)
     return ExitCode.ok
   } catch (error) {
     return reportError(error, streams, debug)
@@ -141,6 +183,18 @@ function parseCommandLine(argv: string[]) {
   } catch (error) {
     throw new UsageError(`${(error as Error).message.split('\n')[0]} (try: unface --help)`)
   }
+}
+
+function parseMode(text: string | undefined): DefaceMode {
+  if (text === undefined) return 'remove'
+  if (text === 'remove' || text === 'blur') return text
+  throw new UsageError(`--mode must be remove or blur, got '${text}'`)
+}
+
+function parseMillimetres(text: string, flag: string): number {
+  const value = Number(text)
+  if (!Number.isFinite(value) || value < 0) throw new UsageError(`${flag} needs a distance in mm (0 or more), got '${text}'`)
+  return value
 }
 
 function parseCount(text: string, flag: string): number {

@@ -1,0 +1,79 @@
+/**
+ * The slice a reviewer checks first: the mid-sagittal plane of the original scan with what was
+ * removed in red and the protected brain in green, so that "face gone, brain untouched" can be
+ * seen at a glance rather than taken on trust.
+ */
+import type { Volume } from '../io/volume.js'
+import { realIntensities } from '../io/volume.js'
+import { canonicalGeometry, canonicalTransformOf, toCanonicalVoxels } from '../io/canonical-grid.js'
+import { LABELS } from '../segment/segment-head.js'
+
+export interface RgbImage {
+  width: number
+  height: number
+  /** Interleaved RGB, row-major, top row first. */
+  data: Uint8Array
+  /** Millimetres per pixel along the columns and the rows, for display at the true aspect. */
+  pixelMm: [number, number]
+}
+
+const REMOVED: [number, number, number] = [255, 40, 40]
+const BRAIN: [number, number, number] = [60, 220, 90]
+const BRAIN_ALPHA = 0.25
+
+/**
+ * Columns run from the patient's front (left of the image) to the back, rows from the top of
+ * the head down, as a sagittal slice is usually shown. `weight` is the per-voxel removal weight
+ * (0 untouched, 1 replaced) and `labels` the segmentation, both in the volume's own layout.
+ */
+export function sagittalOverlay(volume: Volume, weight: Float32Array, labels: Uint8Array): RgbImage {
+  const transform = canonicalTransformOf(volume)
+  const { size, spacing } = canonicalGeometry(transform)
+  const intensities = toCanonicalVoxels(realIntensities(volume), transform)
+  const w = toCanonicalVoxels(weight, transform)
+  const l = toCanonicalVoxels(labels, transform)
+  const [nx, ny, nz] = size
+  const x = midlineColumn(l, size)
+  const slice = new Float32Array(ny * nz)
+  for (let z = 0; z < nz; z++) for (let y = 0; y < ny; y++) slice[z * ny + y] = intensities[x + nx * (y + ny * z)] as number
+  const [lo, hi] = robustRange(slice)
+  const data = new Uint8Array(ny * nz * 3)
+  for (let row = 0; row < nz; row++) {
+    const z = nz - 1 - row
+    for (let column = 0; column < ny; column++) {
+      const y = ny - 1 - column
+      const i = x + nx * (y + ny * z)
+      const grey = Math.round(255 * Math.min(1, Math.max(0, ((slice[z * ny + y] as number) - lo) / (hi - lo))))
+      let rgb: [number, number, number] = [grey, grey, grey]
+      if (l[i] === LABELS.brain) rgb = blend(rgb, BRAIN, BRAIN_ALPHA)
+      const removed = w[i] as number
+      if (removed > 0) rgb = blend(rgb, REMOVED, 0.6 * removed)
+      data.set(rgb, (row * ny + column) * 3)
+    }
+  }
+  return { width: ny, height: nz, data, pixelMm: [spacing[1], spacing[2]] }
+}
+
+/** Through the centre of the brain, or of the volume when there is none. */
+function midlineColumn(labels: Uint8Array, size: [number, number, number]): number {
+  const nx = size[0]
+  let sum = 0
+  let count = 0
+  for (let i = 0; i < labels.length; i++) {
+    if (labels[i] !== LABELS.brain) continue
+    sum += i % nx
+    count++
+  }
+  return count === 0 ? Math.floor(nx / 2) : Math.round(sum / count)
+}
+
+function robustRange(values: Float32Array): [number, number] {
+  const sorted = Float32Array.from(values).sort()
+  const lo = sorted[Math.floor(sorted.length * 0.01)] as number
+  const hi = sorted[Math.floor(sorted.length * 0.995)] as number
+  return hi > lo ? [lo, hi] : [lo, lo + 1]
+}
+
+function blend(base: [number, number, number], colour: [number, number, number], alpha: number): [number, number, number] {
+  return [0, 1, 2].map((c) => Math.round((base[c] as number) * (1 - alpha) + (colour[c] as number) * alpha)) as [number, number, number]
+}
