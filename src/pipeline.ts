@@ -15,7 +15,7 @@ import { formatOfPath, stripVolumeExtension } from './io/format.js'
 import { volumeInfo, type VolumeInfo } from './io/volume-info.js'
 import { loadSegmentationModel, segmentHead, type LabelName, type SegmentationModel } from './segment/segment-head.js'
 import { DEFAULT_DEFACE_SETTINGS, defaceVolume, type DefaceMode } from './deface/deface-volume.js'
-import { loadFaceCheck, verifyFaceRemoved, type FaceCheck } from './verify/verify-face-removed.js'
+import { loadFaceCheck, renderBeforeAfter, verifyFaceRemoved, type FaceCheck } from './verify/verify-face-removed.js'
 import type { DefaceReport } from './report/deface-report.js'
 import { buildReport } from './report/build-report.js'
 import { reportFilesFor, writeReport, type ReportFiles } from './report/write-report.js'
@@ -95,10 +95,10 @@ export async function defaceFile(input: string, options: DefaceOptions = {}): Pr
     ears: options.ears ?? DEFAULT_DEFACE_SETTINGS.ears,
   }
   const defaced = await timed('deface', async () => defaceVolume(volume, labels, settings))
-  const verification =
-    models.faceCheck === undefined || !verify
-      ? undefined
-      : await timed('verify', () => verifyFaceRemoved(volume, defaced.volume, labels, models.faceCheck as FaceCheck))
+  const faceCheck = models.faceCheck
+  // Verification asked for but impossible must stop here, never fall through to an unverified release.
+  if (verify && faceCheck === undefined) throw new UnfaceError('cannot verify: the models were loaded without the face check', { file: input })
+  const verification = faceCheck === undefined || !verify ? undefined : await timed('verify', () => verifyFaceRemoved(volume, defaced.volume, faceCheck))
 
   const released = verification === undefined || verification.release
   const quarantine = !released && options.keepFailed === true ? quarantinePath(output) : undefined
@@ -127,8 +127,7 @@ export async function defaceFile(input: string, options: DefaceOptions = {}): Pr
     reportFiles = reportFilesFor(input, options.reportDir)
     const files = reportFiles
     await timed('report', async () => {
-      const before = verification?.before ?? []
-      const after = verification?.after ?? []
+      const { before, after } = verification ?? renderBeforeAfter(volume, defaced.volume)
       const montage = await reportMontage(before, after, sagittalOverlay(volume, defaced.weight, labels))
       await writeReport(report, montage, files)
     })

@@ -23,7 +23,7 @@ describe('verifyFaceRemoved on a real head (the bundled sample)', () => {
   })
 
   it('fails, and keeps the volume back, when the face was not removed', async () => {
-    const result = await verifyFaceRemoved(sample, sample, undefined, check)
+    const result = await verifyFaceRemoved(sample, sample, check)
     expect(result.verdict).toBe('FAIL')
     expect(result.release).toBe(false)
     expect(result.detail.facesLeft).toContainEqual({ yaw: 0, pitch: 0 })
@@ -36,7 +36,7 @@ describe('verifyFaceRemoved on a real head (the bundled sample)', () => {
   })
 
   it('passes a plane-defaced copy, with a score for every view and distances where the original had a face', async () => {
-    const result = await verifyFaceRemoved(sample, planeDeface(sample), undefined, check)
+    const result = await verifyFaceRemoved(sample, planeDeface(sample), check)
     expect(result.verdict, result.reasons.join('; ')).toBe('PASS')
     expect(result.release).toBe(true)
     expect(result.before).toHaveLength(15)
@@ -58,7 +58,7 @@ describe('verifyFaceRemoved on a real head (the bundled sample)', () => {
 describeWithSharedData('verifyFaceRemoved on the shared data', () => {
   it('says NO-FACE for the skull-stripped control, and releases it', async () => {
     const volume = await readVolume(sharedPath('controls', 'MR_Gd_skullstripped.nii.gz'))
-    const result = await verifyFaceRemoved(volume, volume, undefined, check)
+    const result = await verifyFaceRemoved(volume, volume, check)
     expect(result.verdict).toBe('NO-FACE')
     expect(result.detail.noFace).toBe('no-face-in-field-of-view')
     expect(result.release).toBe(true)

@@ -83,13 +83,17 @@ export interface FaceVerification {
 /**
  * Both volumes are rendered with the skin threshold of the original taken from its histogram,
  * as in the calibration (scripts/build-face-gallery.ts), so that the renders differ only where
- * the voxels do. `labels` is accepted for the pipeline's sake and not used: a threshold from a
- * model's head mask would make the renders differ from those the gallery was calibrated on.
+ * the voxels do. (A threshold from the model's head mask would make the renders differ from
+ * those the gallery was calibrated on.)
  */
-export async function verifyFaceRemoved(original: Volume, defaced: Volume, _labels: Uint8Array | undefined, check: FaceCheck): Promise<FaceVerification> {
+export function renderBeforeAfter(original: Volume, defaced: Volume): { before: RenderedView[]; after: RenderedView[] } {
   const threshold = skinThreshold(original)
   const before = renderSkinViews(original, { threshold })
-  const after = renderSkinViews(defaced, { threshold })
+  return { before, after: defaced === original ? before : renderSkinViews(defaced, { threshold }) }
+}
+
+export async function verifyFaceRemoved(original: Volume, defaced: Volume, check: FaceCheck): Promise<FaceVerification> {
+  const { before, after } = renderBeforeAfter(original, defaced)
   const detail = await checkFace(check.model, before, after, check.gallery)
   const release = detail.status === 'PASS' || (detail.status === 'NO-FACE' && detail.noFace === 'no-face-in-field-of-view')
   // A score of 0 means the detector had no candidate at all; a distance is absent where there was no face to compare.

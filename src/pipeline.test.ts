@@ -1,0 +1,105 @@
+/**
+ * The whole deface on the bundled real sample: what is released, what is withheld, and what the
+ * report says. The networks load once for the file.
+ */
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { defaceFile, loadModels, quarantinePath, type Models } from './pipeline.js'
+import { readVolume } from './io/read-volume.js'
+import { LABELS } from './segment/segment-head.js'
+import { describeWithSharedData, sharedPath } from '../test/shared-data.js'
+
+const SAMPLE = resolve(import.meta.dirname, '../sample-volumes/IXI012-HH-1211_T1.nii.gz')
+
+let models: Models
+let dir: string
+beforeAll(async () => {
+  models = await loadModels()
+  dir = await mkdtemp(join(tmpdir(), 'unface-pipeline-'))
+})
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true })
+})
+
+describe('defaceFile on the bundled real head', () => {
+  it('removes the face, passes verification, writes the output and a report that holds the verdict', async () => {
+    const output = join(dir, 'sample_defaced.nii.gz')
+    const reportDir = join(dir, 'report')
+    const result = await defaceFile(SAMPLE, { output, models, reportDir })
+    expect(result.verdict).toBe('PASS')
+    expect(result.released).toBe(true)
+    expect(result.output).toBe(output)
+    expect(result.voxels.changed).toBeGreaterThan(10_000)
+    expect(result.voxels.brainChanged).toBe(0)
+    expect(result.views).toHaveLength(15)
+    expect(result.views.some((v) => (v.originalScore ?? 0) >= 0.6)).toBe(true)
+    expect(result.views.every((v) => !v.identified)).toBe(true)
+
+    const [original, defaced] = await Promise.all([readVolume(SAMPLE), readVolume(output)])
+    expect(defaced.size).toEqual(original.size)
+    expect(defaced.direction).toEqual(original.direction)
+    let brainTouched = 0
+    for (let i = 0; i < original.data.length; i++) {
+      if (result.labels[i] === LABELS.brain && defaced.data[i] !== original.data[i]) brainTouched++
+    }
+    expect(brainTouched).toBe(0)
+
+    const files = await readdir(reportDir)
+    expect(files.sort()).toEqual(['IXI012-HH-1211_T1_unface.html', 'IXI012-HH-1211_T1_unface.json', 'IXI012-HH-1211_T1_unface.png'])
+    const json = JSON.parse(await readFile(join(reportDir, 'IXI012-HH-1211_T1_unface.json'), 'utf8')) as { verdict: string; voxels: { brainChanged: number } }
+    expect(json.verdict).toBe('PASS')
+    expect(json.voxels.brainChanged).toBe(0)
+    const html = await readFile(join(reportDir, 'IXI012-HH-1211_T1_unface.html'), 'utf8')
+    expect(html).toContain('>PASS<')
+    expect(html).toContain('data:image/png;base64,')
+    const png = await readFile(join(reportDir, 'IXI012-HH-1211_T1_unface.png'))
+    expect(png.subarray(1, 4).toString('latin1')).toBe('PNG')
+  })
+
+  it('fails closed: when the face is left in place, verification fails and nothing is written', async () => {
+    const output = join(dir, 'left_in_place.nii.gz')
+    const volume = await readVolume(SAMPLE)
+    // A mask that marks no face: the defacer changes nothing, as a model that missed the face would.
+    const result = await defaceFile(SAMPLE, { output, models, labels: new Uint8Array(volume.data.length) })
+    expect(result.verdict).toBe('FAIL')
+    expect(result.released).toBe(false)
+    expect(result.output).toBeUndefined()
+    expect(result.reasons.join(' ')).toMatch(/face/)
+    expect((await readdir(dir)).filter((f) => f.includes('left_in_place'))).toEqual([])
+  })
+
+  it('--keep-failed puts a failed volume under a quarantine name, never under the name asked for', async () => {
+    const output = join(dir, 'kept.nii.gz')
+    const volume = await readVolume(SAMPLE)
+    const result = await defaceFile(SAMPLE, { output, models, labels: new Uint8Array(volume.data.length), keepFailed: true })
+    expect(result.released).toBe(false)
+    expect(result.quarantine).toBe(quarantinePath(output))
+    const files = (await readdir(dir)).filter((f) => f.startsWith('kept'))
+    expect(files).toEqual(['kept.FAILED-VERIFICATION.nii.gz'])
+  })
+
+  it('--no-verify releases the output and the report says it was not verified', async () => {
+    const output = join(dir, 'unverified.nii.gz')
+    const result = await defaceFile(SAMPLE, { output, models, verify: false })
+    expect(result.verdict).toBe('UNVERIFIED')
+    expect(result.released).toBe(true)
+    expect(result.settings.verify).toBe(false)
+    expect(result.reasons.join(' ')).toMatch(/--no-verify/)
+  })
+})
+
+describeWithSharedData('defaceFile on the skull-stripped control', () => {
+  it('finds no face, says NO-FACE, and writes the input unchanged', async () => {
+    const input = sharedPath('controls', 'MR_Gd_skullstripped.nii.gz')
+    const output = join(dir, 'control.nii.gz')
+    const result = await defaceFile(input, { output, models })
+    expect(result.verdict).toBe('NO-FACE')
+    expect(result.released).toBe(true)
+    expect(result.faceFound).toBe(false)
+    expect(result.voxels.changed).toBe(0)
+    const [original, written] = await Promise.all([readVolume(input), readVolume(output)])
+    expect(Buffer.from(written.data.buffer, written.data.byteOffset, written.data.byteLength).equals(Buffer.from(original.data.buffer, original.data.byteOffset, original.data.byteLength))).toBe(true)
+  })
+})
