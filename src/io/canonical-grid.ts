@@ -64,23 +64,23 @@ export function fromCanonical(volume: Volume, transform: CanonicalTransform): Vo
 /** Reorders any per-voxel array (intensities, labels, probabilities) into the canonical layout. */
 export function toCanonicalVoxels<T extends VoxelArray>(data: T, transform: CanonicalTransform): T {
   const out = allocateVoxels(pixelTypeOf(data), data.length) as T
-  walk(transform, (canonicalIndex, originalIndex) => {
-    out[canonicalIndex] = data[originalIndex] as number
-  })
+  reorder(data, out, transform, true)
   return out
 }
 
 /** The exact inverse of toCanonicalVoxels. */
 export function fromCanonicalVoxels<T extends VoxelArray>(data: T, transform: CanonicalTransform): T {
   const out = allocateVoxels(pixelTypeOf(data), data.length) as T
-  walk(transform, (canonicalIndex, originalIndex) => {
-    out[originalIndex] = data[canonicalIndex] as number
-  })
+  reorder(data, out, transform, false)
   return out
 }
 
-/** Visits every voxel once with its index in both layouts. */
-function walk(transform: CanonicalTransform, visit: (canonicalIndex: number, originalIndex: number) => void): void {
+/**
+ * Copies every voxel between the two layouts, row by row along canonical axis 0. Rows that are
+ * contiguous in both layouts (axis 0 kept, not flipped) are block copies; this runs on every
+ * 16-million-voxel volume several times per defacing, so it avoids a call per voxel.
+ */
+function reorder(from: VoxelArray, to: VoxelArray, transform: CanonicalTransform, toCanonical: boolean): void {
   const { axes, flipped, original } = transform
   const [nx, ny] = original.size
   const originalStrides = [1, nx, nx * ny]
@@ -95,11 +95,16 @@ function walk(transform: CanonicalTransform, visit: (canonicalIndex: number, ori
   let canonicalIndex = 0
   for (let k = 0; k < n2; k++) {
     for (let j = 0; j < n1; j++) {
-      let originalIndex = base + k * s2 + j * s1
-      for (let i = 0; i < n0; i++) {
-        visit(canonicalIndex++, originalIndex)
-        originalIndex += s0
+      const originalIndex = base + k * s2 + j * s1
+      if (s0 === 1) {
+        if (toCanonical) to.set(from.subarray(originalIndex, originalIndex + n0), canonicalIndex)
+        else to.set(from.subarray(canonicalIndex, canonicalIndex + n0), originalIndex)
+      } else if (toCanonical) {
+        for (let i = 0, o = originalIndex; i < n0; i++, o += s0) to[canonicalIndex + i] = from[o] as number
+      } else {
+        for (let i = 0, o = originalIndex; i < n0; i++, o += s0) to[o] = from[canonicalIndex + i] as number
       }
+      canonicalIndex += n0
     }
   }
 }

@@ -109,11 +109,11 @@ export function pixelTypeOf(data: VoxelArray): PixelType {
 
 /** Real-world intensities (scaling applied) as float32, which is what the model and renderer read. */
 export function realIntensities(volume: Volume): Float32Array {
-  const out = new Float32Array(volume.data.length)
+  // The typed-array constructor converts natively; the scaling loop then runs on one array type.
+  const out = new Float32Array(volume.data)
   const slope = volume.scaling?.slope ?? 1
   const intercept = volume.scaling?.intercept ?? 0
-  const data = volume.data
-  for (let i = 0; i < data.length; i++) out[i] = (data[i] as number) * slope + intercept
+  if (slope !== 1 || intercept !== 0) for (let i = 0; i < out.length; i++) out[i] = (out[i] as number) * slope + intercept
   return out
 }
 

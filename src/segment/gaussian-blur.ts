@@ -14,7 +14,7 @@ export function gaussianBlur3d(data: Float32Array, size: Vec3, sigma: Vec3): Flo
   return current === data ? data.slice() : current
 }
 
-function kernel(sigma: number): Float32Array {
+export function gaussianKernel(sigma: number): Float32Array {
   const radius = Math.floor(4 * sigma + 0.5)
   const weights = new Float32Array(2 * radius + 1)
   let sum = 0
@@ -28,7 +28,7 @@ function kernel(sigma: number): Float32Array {
 }
 
 /** scipy's 'reflect': (d c b a | a b c d | d c b a). */
-function reflect(i: number, n: number): number {
+export function reflectIndex(i: number, n: number): number {
   if (n === 1) return 0
   const period = 2 * n
   let j = ((i % period) + period) % period
@@ -37,7 +37,7 @@ function reflect(i: number, n: number): number {
 }
 
 function blurAxis(data: Float32Array, size: Vec3, axis: number, sigma: number): Float32Array {
-  const weights = kernel(sigma)
+  const weights = gaussianKernel(sigma)
   const radius = (weights.length - 1) / 2
   const n = size[axis] as number
   // Voxels along `axis` are `inner` apart; blocks of n*inner voxels repeat `outer` times.
@@ -48,7 +48,7 @@ function blurAxis(data: Float32Array, size: Vec3, axis: number, sigma: number): 
     const line = new Float32Array(n + 2 * radius)
     for (let o = 0; o < outer; o++) {
       const base = o * n
-      for (let i = -radius; i < n + radius; i++) line[i + radius] = data[base + reflect(i, n)] as number
+      for (let i = -radius; i < n + radius; i++) line[i + radius] = data[base + reflectIndex(i, n)] as number
       for (let i = 0; i < n; i++) {
         let sum = 0
         for (let k = 0; k < weights.length; k++) sum += (weights[k] as number) * (line[i + k] as number)
@@ -64,7 +64,7 @@ function blurAxis(data: Float32Array, size: Vec3, axis: number, sigma: number): 
       const target = base + i * inner
       for (let k = 0; k < weights.length; k++) {
         const w = weights[k] as number
-        const source = base + reflect(i + k - radius, n) * inner
+        const source = base + reflectIndex(i + k - radius, n) * inner
         for (let t = 0; t < inner; t++) out[target + t] = (out[target + t] as number) + w * (data[source + t] as number)
       }
     }

@@ -5,7 +5,7 @@
  * what it was trained on and what it is given.
  */
 import type { Vec3 } from '../io/volume.js'
-import { gaussianBlur3d } from './gaussian-blur.js'
+import { gaussianBlur3d, gaussianKernel, reflectIndex } from './gaussian-blur.js'
 
 export const MODEL_GRID_SIZE = 96
 export const MODEL_GRID_SPACING = 2.5
@@ -48,44 +48,105 @@ export function headCentreMm(data: Float32Array, size: Vec3, zooms: Vec3): Vec3 
 /**
  * Trilinear sampling onto the model grid, after a Gaussian pre-filter when downsampling. The
  * result is laid out [x][y][z] with z fastest, as the network's (N, C, X, Y, Z) input expects.
+ *
+ * Blur and interpolation are both separable and linear, so each axis is one small weight matrix
+ * (output sample x source voxel) and the resampling is three contractions, one per axis. That
+ * gives exactly the blurred-then-sampled values without blurring the voxels no sample reads: on a
+ * 256^3 input it is several times quicker than blurring the whole volume first.
  */
 export function resampleToModelGrid(data: Float32Array, size: Vec3, placement: GridPlacement): Float32Array {
   const { zooms, offsetMm } = placement
-  const sigma = zooms.map((z) => Math.max(MODEL_GRID_SPACING / z - 1, 0) * 0.5) as Vec3
-  const source = sigma.some((s) => s > 0.05) ? gaussianBlur3d(data, size, sigma) : data
   const n = MODEL_GRID_SIZE
-  const axes = [0, 1, 2].map((a) => axisSamples(n, (i) => ((offsetMm[a] as number) + i * MODEL_GRID_SPACING) / (zooms[a] as number), size[a] as number))
-  const [ax, ay, az] = axes as [AxisSamples, AxisSamples, AxisSamples]
-  const [nx, ny] = size
-  const out = new Float32Array(n * n * n)
-  for (let i = 0; i < n; i++) {
-    if (!ax.inside[i]) continue
-    const x0 = ax.index[i] as number
-    const wx = ax.weight[i] as number
-    const x1 = Math.min(x0 + 1, size[0] - 1)
+  const [wx, wy, wz] = [0, 1, 2].map((a) => {
+    const zoom = zooms[a] as number
+    const sigma = Math.max(MODEL_GRID_SPACING / zoom - 1, 0) * 0.5
+    return axisWeights(n, (i) => ((offsetMm[a] as number) + i * MODEL_GRID_SPACING) / zoom, size[a] as number, sigma)
+  }) as [AxisWeights, AxisWeights, AxisWeights]
+  const [nx, ny, nz] = size
+  // x contracted: alongX[(z * ny + y) * n + i]
+  const alongX = new Float32Array(nz * ny * n)
+  for (let row = 0; row < ny * nz; row++) {
+    const base = row * nx
+    for (let i = 0; i < n; i++) {
+      const start = wx.start[i] as number
+      const taps = wx.taps[i] as Float32Array
+      let sum = 0
+      for (let t = 0; t < taps.length; t++) sum += (taps[t] as number) * (data[base + start + t] as number)
+      alongX[row * n + i] = sum
+    }
+  }
+  // y contracted: alongY[(z * n + j) * n + i]
+  const alongY = new Float32Array(nz * n * n)
+  for (let z = 0; z < nz; z++) {
     for (let j = 0; j < n; j++) {
-      if (!ay.inside[j]) continue
-      const y0 = ay.index[j] as number
-      const wy = ay.weight[j] as number
-      const y1 = Math.min(y0 + 1, size[1] - 1)
-      for (let k = 0; k < n; k++) {
-        if (!az.inside[k]) continue
-        const z0 = az.index[k] as number
-        const wz = az.weight[k] as number
-        const z1 = Math.min(z0 + 1, size[2] - 1)
-        const r00 = nx * (y0 + ny * z0)
-        const r10 = nx * (y1 + ny * z0)
-        const r01 = nx * (y0 + ny * z1)
-        const r11 = nx * (y1 + ny * z1)
-        const c00 = (source[r00 + x0] as number) * (1 - wx) + (source[r00 + x1] as number) * wx
-        const c10 = (source[r10 + x0] as number) * (1 - wx) + (source[r10 + x1] as number) * wx
-        const c01 = (source[r01 + x0] as number) * (1 - wx) + (source[r01 + x1] as number) * wx
-        const c11 = (source[r11 + x0] as number) * (1 - wx) + (source[r11 + x1] as number) * wx
-        out[(i * n + j) * n + k] = (c00 * (1 - wy) + c10 * wy) * (1 - wz) + (c01 * (1 - wy) + c11 * wy) * wz
+      const target = (z * n + j) * n
+      const start = wy.start[j] as number
+      const taps = wy.taps[j] as Float32Array
+      for (let t = 0; t < taps.length; t++) {
+        const w = taps[t] as number
+        const source = (z * ny + start + t) * n
+        for (let i = 0; i < n; i++) alongY[target + i] = (alongY[target + i] as number) + w * (alongX[source + i] as number)
+      }
+    }
+  }
+  // z contracted, into [x][y][z] order
+  const out = new Float32Array(n * n * n)
+  for (let k = 0; k < n; k++) {
+    const start = wz.start[k] as number
+    const taps = wz.taps[k] as Float32Array
+    for (let t = 0; t < taps.length; t++) {
+      const w = taps[t] as number
+      const plane = (start + t) * n * n
+      for (let j = 0; j < n; j++) {
+        for (let i = 0; i < n; i++) out[(i * n + j) * n + k] = (out[(i * n + j) * n + k] as number) + w * (alongY[plane + j * n + i] as number)
       }
     }
   }
   return out
+}
+
+interface AxisWeights {
+  /** First source voxel each output sample reads. */
+  start: Int32Array
+  /** Its weights over consecutive source voxels (empty: the sample is outside, value 0). */
+  taps: Float32Array[]
+}
+
+/**
+ * For each output sample: linear interpolation between the two source voxels around it, each of
+ * them Gaussian-blurred as gaussianBlur3d does (scipy's truncate 4, mode 'reflect'), folded into
+ * one run of weights over consecutive source voxels.
+ */
+function axisWeights(count: number, coordinate: (i: number) => number, sourceLength: number, sigma: number): AxisWeights {
+  const kernel = sigma > 0.05 ? gaussianKernel(sigma) : Float32Array.of(1)
+  const radius = (kernel.length - 1) / 2
+  const samples = axisSamples(count, coordinate, sourceLength)
+  const start = new Int32Array(count)
+  const taps: Float32Array[] = []
+  for (let i = 0; i < count; i++) {
+    if (!samples.inside[i]) {
+      taps.push(new Float32Array(0))
+      continue
+    }
+    const f = samples.index[i] as number
+    const w = samples.weight[i] as number
+    const dense = new Float64Array(sourceLength)
+    const upper = Math.min(f + 1, sourceLength - 1)
+    for (let t = -radius; t <= radius; t++) {
+      const g = kernel[t + radius] as number
+      const below = reflectIndex(f + t, sourceLength)
+      const above = reflectIndex(upper + t, sourceLength)
+      dense[below] = (dense[below] as number) + (1 - w) * g
+      dense[above] = (dense[above] as number) + w * g
+    }
+    let lo = 0
+    while (lo < sourceLength - 1 && dense[lo] === 0) lo++
+    let hi = sourceLength - 1
+    while (hi > lo && dense[hi] === 0) hi--
+    start[i] = lo
+    taps.push(Float32Array.from(dense.subarray(lo, hi + 1)))
+  }
+  return { start, taps }
 }
 
 /** Clip to the 0.5th-99.5th percentiles and scale to [0, 1] (numpy's linear percentiles). */
