@@ -1,0 +1,80 @@
+/**
+ * `npm run eval`: deface, verify and report every real head in ../shared/data/heads, both DICOM
+ * series and the skull-stripped control, and tabulate per volume what the issue asks for: faces
+ * found on the original and on the defaced renders, the embedding distances, the brain-mask
+ * (DLMUSE) voxels changed where a mask exists, the verdict and the time. Prints Markdown for
+ * docs/results.md; reports go to .tmp/eval/ (git-ignored) for looking at.
+ *   npm run eval [-- --mode blur] [-- --ears]
+ */
+import { existsSync, readdirSync } from 'node:fs'
+import { mkdir, rm } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
+import { basename, join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { defaceFile, loadModels } from '../src/pipeline.js'
+import { readVolume } from '../src/io/read-volume.js'
+import type { DefaceMode } from '../src/deface/deface-volume.js'
+import type { FaceViewCheck } from '../src/verify/verify-face-removed.js'
+
+const { values } = parseArgs({ options: { mode: { type: 'string', default: 'remove' }, ears: { type: 'boolean', default: false } } })
+const mode = values.mode as DefaceMode
+const root = resolve(import.meta.dirname, '..')
+const data = resolve(root, '..', 'shared', 'data')
+if (!existsSync(data)) {
+  console.error(`unface eval: ${data}: not found; the evaluation needs the real scans`)
+  process.exit(1)
+}
+const work = join(root, '.tmp', 'eval')
+await rm(work, { recursive: true, force: true })
+await mkdir(join(work, 'out'), { recursive: true })
+
+const inputs = [
+  ...readdirSync(join(data, 'heads')).filter((f) => f.endsWith('.nii.gz')).sort().map((f) => join(data, 'heads', f)),
+  join(data, 'dicom', 'philips_adni_mprage'),
+  join(data, 'dicom', 'slicer_ctheadaxial_quarter'),
+  join(data, 'controls', 'MR_Gd_skullstripped.nii.gz'),
+]
+
+const models = await loadModels()
+const name = (path: string) => basename(path).replace(/\.nii(\.gz)?$/, '')
+
+console.log(`unface evaluation, ${new Date().toISOString()}, mode ${mode}${values.ears ? ', ears' : ''}, ${availableParallelism()} cores`)
+console.log('`npm run eval' + (mode === 'remove' ? '' : ` -- --mode ${mode}`) + (values.ears ? ' -- --ears' : '') + '`\n')
+console.log('| volume | faces on original views (frontal / all 15) | faces on defaced views | own-original distance (min) | nearest other head (min) | identified views | brain-mask voxels changed | verdict | released | time (s) |')
+console.log('|---|---|---|---|---|---|---|---|---|---|')
+const tally = { volumes: 0, pass: 0, fullFaceFrontal: 0, fullFaceFrontalViews: 0, defacedViewsWithFace: 0, defacedViews: 0 }
+for (const input of inputs) {
+  const output = join(work, 'out', `${name(input)}_defaced.nii.gz`)
+  const start = performance.now()
+  const result = await defaceFile(input, { output, models, mode, ears: values.ears === true, reportDir: join(work, 'reports') })
+  const seconds = (performance.now() - start) / 1000
+  const views = result.views as FaceViewCheck[]
+  const frontal = views.filter((v) => v.yaw === 0)
+  const brainMask = join(data, 'brainmasks', `${name(input)}_DLMUSE.nii.gz`)
+  let brainChanged = '–'
+  if (existsSync(brainMask) && result.released) {
+    const [original, defaced, mask] = await Promise.all([readVolume(input), readVolume(output), readVolume(brainMask)])
+    let changed = 0
+    for (let i = 0; i < mask.data.length; i++) if ((mask.data[i] as number) > 0 && defaced.data[i] !== original.data[i]) changed++
+    brainChanged = String(changed)
+  }
+  const min = (values: Array<number | undefined>) => {
+    const present = values.filter((v): v is number => v !== undefined)
+    return present.length === 0 ? '–' : Math.min(...present).toFixed(3)
+  }
+  const fullFace = input.includes('/heads/') && !input.includes('chris_t1')
+  tally.volumes++
+  if (result.verdict === 'PASS') tally.pass++
+  if (fullFace) {
+    tally.fullFaceFrontal += frontal.filter((v) => v.originalFace).length
+    tally.fullFaceFrontalViews += frontal.length
+  }
+  tally.defacedViewsWithFace += views.filter((v) => v.defacedFace).length
+  tally.defacedViews += views.length
+  console.log(
+    `| ${name(input)} | ${frontal.filter((v) => v.originalFace).length}/${frontal.length} / ${views.filter((v) => v.originalFace).length}/${views.length} | ${views.filter((v) => v.defacedFace).length}/${views.length} | ${min(views.map((v) => v.distanceToOriginal))} | ${min(views.map((v) => v.distanceToGallery))} | ${views.filter((v) => v.identified).length} | ${brainChanged} | ${result.verdict} | ${result.released ? 'yes' : 'no'} | ${seconds.toFixed(1)} |`,
+  )
+}
+const percent = (a: number, b: number) => (b === 0 ? '–' : `${((100 * a) / b).toFixed(0)}%`)
+console.log(`\nFrontal original views of the full-face heads with a face found: ${tally.fullFaceFrontal}/${tally.fullFaceFrontalViews} (${percent(tally.fullFaceFrontal, tally.fullFaceFrontalViews)}).`)
+console.log(`Defaced views with a face found: ${tally.defacedViewsWithFace}/${tally.defacedViews} (${percent(tally.defacedViewsWithFace, tally.defacedViews)}). PASS: ${tally.pass}/${tally.volumes}.`)
