@@ -20,7 +20,6 @@
  *   gallery descriptor at the same view.
  * - End to end: the verdict of every plane-defaced head against its original, and of the control.
  */
-import { readdirSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -30,6 +29,7 @@ import { planeDeface } from '../src/verify/plane-deface.js'
 import { describeBox, descriptorDistance, detectFaces, inspectView, loadFaceModel, type FaceBox, type FaceModel } from '../src/verify/face-detector.js'
 import { GALLERY_FORMAT, DEFAULT_GALLERY_PATH, serializeGallery, parseGallery, type FaceGallery, type GalleryHead } from '../src/verify/face-gallery.js'
 import { faceVerdict, type DefacedObservation, type OriginalObservation } from '../src/verify/face-verdict.js'
+import { realHeads, skullStrippedControl } from './real-volumes.js'
 
 const { values } = parseArgs({ options: { data: { type: 'string' }, out: { type: 'string' }, 'behind-nose': { type: 'string' } } })
 const DATA = resolve(values.data ?? join(import.meta.dirname, '..', '..', 'shared', 'data'))
@@ -118,15 +118,8 @@ async function inspectDefaced(model: FaceModel, views: RenderedView[], original:
   return records
 }
 
-const inputs = [
-  ...readdirSync(join(DATA, 'heads'))
-    .filter((n) => /\.nii(\.gz)?$/.test(n))
-    .sort()
-    .map((n) => join(DATA, 'heads', n)),
-  join(DATA, 'dicom', 'philips_adni_mprage'),
-  join(DATA, 'dicom', 'slicer_ctheadaxial_quarter'),
-]
-const controlPath = join(DATA, 'controls', 'MR_Gd_skullstripped.nii.gz')
+const inputs = realHeads(DATA)
+const controlPath = skullStrippedControl(DATA)
 
 const model = await loadFaceModel()
 const started = performance.now()

@@ -10,27 +10,20 @@
  * and over the frontal ones (yaw 0); and at each threshold the share of plane-defaced views (of
  * the same views) and control views where the detector also fires.
  */
-import { readdirSync } from 'node:fs'
 import { basename, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { readVolume } from '../src/io/read-volume.js'
 import { DEFAULT_VIEWS, renderSkinViews, skinThreshold, type RenderedView, type ViewAngle } from '../src/verify/render-surface.js'
 import { planeDeface } from '../src/verify/plane-deface.js'
 import { detectFaces, loadFaceModel, type FaceModelOptions } from '../src/verify/face-detector.js'
+import { realHeads, skullStrippedControl } from './real-volumes.js'
 
 const { values } = parseArgs({ options: { data: { type: 'string' }, configs: { type: 'string' } } })
 const DATA = resolve(values.data ?? join(import.meta.dirname, '..', '..', 'shared', 'data'))
 const configs = (values.configs ?? 'tiny128,tiny160,tiny192,tiny224,tiny320,ssd').split(',')
 const PARTIAL_FACE = new Set(['chris_t1', 'slicer_ctheadaxial_quarter'])
 
-const inputs = [
-  ...readdirSync(join(DATA, 'heads'))
-    .filter((n) => /\.nii(\.gz)?$/.test(n))
-    .sort()
-    .map((n) => join(DATA, 'heads', n)),
-  join(DATA, 'dicom', 'philips_adni_mprage'),
-  join(DATA, 'dicom', 'slicer_ctheadaxial_quarter'),
-]
+const inputs = realHeads(DATA)
 const renders: Array<{ id: string; original: RenderedView[]; defaced: RenderedView[] }> = []
 for (const path of inputs) {
   const volume = await readVolume(path)
@@ -41,7 +34,7 @@ for (const path of inputs) {
     defaced: renderSkinViews(planeDeface(volume, { threshold }), { threshold }),
   })
 }
-const control = renderSkinViews(await readVolume(join(DATA, 'controls', 'MR_Gd_skullstripped.nii.gz')))
+const control = renderSkinViews(await readVolume(skullStrippedControl(DATA)))
 const full = renders.filter((r) => !PARTIAL_FACE.has(r.id))
 
 const pick = {

@@ -6,7 +6,7 @@
  * docs/results.md; reports go to .tmp/eval/ (git-ignored) for looking at.
  *   npm run eval [-- --mode blur] [-- --ears]
  */
-import { existsSync, readdirSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { mkdir, rm } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { basename, join, resolve } from 'node:path'
@@ -15,11 +15,12 @@ import { defaceFile, loadModels } from '../src/pipeline.js'
 import { readVolume } from '../src/io/read-volume.js'
 import type { DefaceMode } from '../src/deface/deface-volume.js'
 import type { FaceViewCheck } from '../src/verify/verify-face-removed.js'
+import { SHARED_DATA, realHeads, skullStrippedControl } from './real-volumes.js'
 
 const { values } = parseArgs({ options: { mode: { type: 'string', default: 'remove' }, ears: { type: 'boolean', default: false } } })
 const mode = values.mode as DefaceMode
 const root = resolve(import.meta.dirname, '..')
-const data = resolve(root, '..', 'shared', 'data')
+const data = SHARED_DATA
 if (!existsSync(data)) {
   console.error(`unface eval: ${data}: not found; the evaluation needs the real scans`)
   process.exit(1)
@@ -28,12 +29,7 @@ const work = join(root, '.tmp', 'eval')
 await rm(work, { recursive: true, force: true })
 await mkdir(join(work, 'out'), { recursive: true })
 
-const inputs = [
-  ...readdirSync(join(data, 'heads')).filter((f) => f.endsWith('.nii.gz')).sort().map((f) => join(data, 'heads', f)),
-  join(data, 'dicom', 'philips_adni_mprage'),
-  join(data, 'dicom', 'slicer_ctheadaxial_quarter'),
-  join(data, 'controls', 'MR_Gd_skullstripped.nii.gz'),
-]
+const inputs = [...realHeads(data), skullStrippedControl(data)]
 
 const models = await loadModels()
 const name = (path: string) => basename(path).replace(/\.nii(\.gz)?$/, '')

@@ -5,6 +5,7 @@
  */
 import type { DefaceMode } from '../deface/deface-volume.js'
 import type { VolumeFormat, Modality, Vec3 } from '../io/volume.js'
+import type { FaceViewCheck } from '../verify/verify-face-removed.js'
 import type { ToolIdentity } from './provenance.js'
 
 /**
@@ -13,21 +14,6 @@ import type { ToolIdentity } from './provenance.js'
  * UNVERIFIED: the check was switched off (--no-verify).
  */
 export type Verdict = 'PASS' | 'FAIL' | 'NO-FACE' | 'UNVERIFIED'
-
-export interface ViewCheck {
-  yaw: number
-  pitch: number
-  /** Face detector confidence on the original's render (undefined: no face found). */
-  originalScore?: number
-  /** Face detector confidence on the defaced render (undefined: no face found). */
-  defacedScore?: number
-  /** Distance between the face descriptors of the defaced and the original render at the original's face. */
-  distanceToOriginal?: number
-  /** Smallest distance from the defaced render's descriptor to a gallery face of someone else. */
-  distanceToGallery?: number
-  /** The defaced render is closer to its own original than to anyone in the gallery. */
-  identified: boolean
-}
 
 export interface DefaceReport {
   tool: ToolIdentity
@@ -44,7 +30,8 @@ export interface DefaceReport {
   settings: { mode: DefaceMode; brainMarginMm: number; ears: boolean; verify: boolean }
   faceFound: boolean
   voxels: { face: number; ears: number; brain: number; changed: number; brainChanged: number }
-  views: ViewCheck[]
+  /** Per view: detector scores and descriptor distances (src/verify/verify-face-removed.ts). */
+  views: FaceViewCheck[]
   timingsMs: Record<string, number>
   notes: string[]
 }

@@ -48,7 +48,7 @@ export async function loadFaceCheck(options: LoadFaceCheckOptions = {}): Promise
   }
 }
 
-/** One view in the report's terms (src/report/deface-report.ts ViewCheck), plus the raw flags. */
+/** One view as the report shows it. */
 export interface FaceViewCheck {
   yaw: number
   pitch: number
