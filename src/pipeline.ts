@@ -29,8 +29,8 @@ export interface Models {
   faceCheck?: FaceCheck
 }
 
-export async function loadModels(options: { verify?: boolean; segmentationModelPath?: string } = {}): Promise<Models> {
-  const segmentation = await loadSegmentationModel(options.segmentationModelPath)
+export async function loadModels(options: { verify?: boolean; segmentationModelPath?: string; threads?: number } = {}): Promise<Models> {
+  const segmentation = await loadSegmentationModel(options.segmentationModelPath, options.threads === undefined ? {} : { threads: options.threads })
   if (options.verify === false) return { segmentation }
   return { segmentation, faceCheck: await loadFaceCheck() }
 }

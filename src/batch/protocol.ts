@@ -9,6 +9,8 @@ export interface RunContext {
   layout: Layout
   settings: RowSettings
   maxVoxels?: number
+  /** Cores each worker's segmentation network may use: the machine's, shared among the workers. */
+  threadsPerWorker: number
 }
 
 export interface UnitJob {

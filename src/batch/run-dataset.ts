@@ -209,7 +209,15 @@ export async function runDataset(options: DatasetOptions): Promise<DatasetSummar
 
     if (jobs.length > 0) {
       const queue = [...jobs]
-      const context: RunContext = { inRoot, outRoot, layout: plan.layout, settings, ...(options.maxVoxels === undefined ? {} : { maxVoxels: options.maxVoxels }) }
+      const context: RunContext = {
+        inRoot,
+        outRoot,
+        layout: plan.layout,
+        settings,
+        // Each worker's network gets its share of the cores: more threads than cores only contend.
+        threadsPerWorker: Math.max(1, Math.floor(availableParallelism() / jobCount)),
+        ...(options.maxVoxels === undefined ? {} : { maxVoxels: options.maxVoxels }),
+      }
       await runPool(jobCount, context, {
         nextJob: async () => queue.shift(),
         onStart: (input) => emit({ type: 'start', input }),

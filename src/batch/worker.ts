@@ -24,7 +24,7 @@ process.on('message', (message: ToWorker) => {
     context = message.context
     const verify = message.context.settings.verify
     ready = (async () => {
-      const models = await loadModels({ verify })
+      const models = await loadModels({ verify, threads: message.context.threadsPerWorker })
       const identity: ModelIdentity = {
         segmentationSha256: await fileSha256(models.segmentation.path),
         faceCheckSha256: models.faceCheck?.identity.sha256 ?? null,

@@ -42,10 +42,11 @@ export interface Segmentation {
   timingsMs: { prepare: number; model: number; labels: number }
 }
 
-export async function loadSegmentationModel(path: string = DEFAULT_MODEL_PATH): Promise<SegmentationModel> {
+/** `threads`: by default every core; a process among several sharing the cores takes its share. */
+export async function loadSegmentationModel(path: string = DEFAULT_MODEL_PATH, options: { threads?: number } = {}): Promise<SegmentationModel> {
   if (!existsSync(path)) throw new UnfaceError('segmentation model not found (the installation is incomplete)', { file: path })
   const session = await ort.InferenceSession.create(path, {
-    intraOpNumThreads: availableParallelism(),
+    intraOpNumThreads: options.threads ?? availableParallelism(),
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
