@@ -80,7 +80,7 @@ const CANDIDATE_SCORE = 0.01
 const require = createRequire(import.meta.url)
 let ready: Promise<FaceApi> | undefined
 
-/** Loads the backend and the three networks once per process; later calls reuse them. */
+/** Loads the backend, the landmark and the recognition networks once per process; later calls reuse them. */
 async function loadApi(): Promise<FaceApi> {
   ready ??= (async () => {
     const api = require('@vladmandic/face-api/dist/face-api.node-wasm.js') as FaceApi
@@ -92,12 +92,7 @@ async function loadApi(): Promise<FaceApi> {
     if (!(await tf.setBackend('wasm'))) throw new Error('the TensorFlow.js WebAssembly backend did not start')
     await tf.ready()
     const modelDir = join(dirname(require.resolve('@vladmandic/face-api/package.json')), 'model')
-    await Promise.all([
-      api.nets.ssdMobilenetv1.loadFromDisk(modelDir),
-      api.nets.tinyFaceDetector.loadFromDisk(modelDir),
-      api.nets.faceLandmark68Net.loadFromDisk(modelDir),
-      api.nets.faceRecognitionNet.loadFromDisk(modelDir),
-    ])
+    await Promise.all([api.nets.faceLandmark68Net.loadFromDisk(modelDir), api.nets.faceRecognitionNet.loadFromDisk(modelDir)])
     return api
   })()
   try {
@@ -114,7 +109,11 @@ export async function loadFaceModel(options: FaceModelOptions = {}): Promise<Fac
   if (detector === 'tiny' && (!Number.isInteger(inputSize) || inputSize < 32 || inputSize % 32 !== 0)) {
     throw new Error(`the tiny face detector's input size must be a positive multiple of 32, not ${inputSize}`)
   }
-  return { detector, inputSize, api: await loadApi() }
+  const api = await loadApi()
+  // Only the detector asked for: the SSD's 5 MB of weights cost a second to load and are not used by default.
+  const net = detector === 'ssd' ? api.nets.ssdMobilenetv1 : api.nets.tinyFaceDetector
+  if (!net.isLoaded) await net.loadFromDisk(join(dirname(require.resolve('@vladmandic/face-api/package.json')), 'model'))
+  return { detector, inputSize, api }
 }
 
 /** The grey render as a [height, width, 3] tensor of 0-255 values, as the networks take photos. */
