@@ -120,6 +120,20 @@ describe('unface CLI basics', () => {
     expect(JSON.parse((await cli('info', kept, '--json')).stdout).headerText).toEqual(original.headerText)
   })
 
+  it('deface prints its verdict on stdout, or the whole report with --json', async () => {
+    const output = join(dir, 'verdict.nii.gz')
+    const text = await cli('deface', SAMPLE, '-o', output)
+    expect(text.code).toBe(0)
+    expect(text.stdout).toMatch(/: PASS: wrote .*verdict\.nii\.gz \(\d+ voxels changed, 0 of them brain\)\n$/)
+    const json = await cli('deface', SAMPLE, '-o', output, '--force', '--json', '--mode', 'blur')
+    const report = JSON.parse(json.stdout)
+    expect(report).toMatchObject({ verdict: 'PASS', released: true, output, settings: { mode: 'blur', brainMarginMm: 5, ears: false, verify: true } })
+    expect(report.labels).toBeUndefined()
+    expect(report.views).toHaveLength(15)
+    expect((await cli('deface', SAMPLE, '-o', output, '--force', '--mode', 'smudge')).code).toBe(2)
+    expect((await cli('deface', SAMPLE, '-o', output, '--force', '--brain-margin', '-1')).code).toBe(2)
+  })
+
   it('the built binary runs and exits with the documented code', async () => {
     const bin = resolve(import.meta.dirname, '../../dist/cli/main.js')
     const run = promisify(execFile)

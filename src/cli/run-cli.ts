@@ -137,7 +137,7 @@ export async function runCli(argv: string[], streams: CliStreams = { stdout: pro
       if ((streams.stderr as NodeJS.WriteStream).isTTY === true) streams.stderr.write(`unface: wrote ${result.output}\n`)
       return ExitCode.ok
     }
-    const { labels, ...result } = await withProgress(streams, (onStage) =>
+    const { labels: _labels, ...result } = await withProgress(streams, (onStage) =>
       defaceFile(input, {
         ...readOptions,
         ...output,
@@ -153,7 +153,6 @@ export async function runCli(argv: string[], streams: CliStreams = { stdout: pro
         onStage,
       }),
     )
-    void labels
     if (values.json === true) streams.stdout.write(`${JSON.stringify(result, null, 2)}\n`)
     for (const note of result.notes) streams.stderr.write(`unface: note: ${note}\n`)
     if (!result.released) {
@@ -161,7 +160,11 @@ export async function runCli(argv: string[], streams: CliStreams = { stdout: pro
       streams.stderr.write(`unface: ${input}: verification ${result.verdict}: ${result.reasons[0] ?? 'no reason given'}; ${kept}\n`)
       return ExitCode.verificationFailed
     }
-    if ((streams.stderr as NodeJS.WriteStream).isTTY === true) streams.stderr.write(`unface: ${result.verdict}: wrote ${result.output}\n`)
+    // The verdict is the result a user acts on, so it is printed even when piped (unless --json).
+    if (values.json !== true) {
+      const what = result.faceFound ? `${result.voxels.changed} voxels changed, ${result.voxels.brainChanged} of them brain` : 'no face found, unchanged'
+      streams.stdout.write(`${input}: ${result.verdict}: wrote ${result.output} (${what})\n`)
+    }
     return ExitCode.ok
   } catch (error) {
     return reportError(error, streams, debug)
