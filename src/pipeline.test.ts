@@ -80,6 +80,15 @@ describe('defaceFile on the bundled real head', () => {
     expect(files).toEqual(['kept.FAILED-VERIFICATION.nii.gz'])
   })
 
+  it('fails closed when the face check itself fails: an error, and nothing is written', async () => {
+    const broken = await loadModels()
+    await broken.faceCheck?.close()
+    const output = join(dir, 'unchecked.nii.gz')
+    await expect(defaceFile(SAMPLE, { output, models: broken })).rejects.toThrow(/face check/)
+    expect((await readdir(dir)).filter((f) => f.includes('unchecked'))).toEqual([])
+    await expect(defaceFile(SAMPLE, { output, models: { segmentation: models.segmentation } })).rejects.toThrow(/without the face check/)
+  })
+
   it('--no-verify releases the output and the report says it was not verified', async () => {
     const output = join(dir, 'unverified.nii.gz')
     const result = await defaceFile(SAMPLE, { output, models, verify: false })

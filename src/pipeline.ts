@@ -14,8 +14,9 @@ import { assertWritableDirectory } from './io/atomic-file.js'
 import { formatOfPath, stripVolumeExtension } from './io/format.js'
 import { volumeInfo, type VolumeInfo } from './io/volume-info.js'
 import { loadSegmentationModel, segmentHead, type LabelName, type SegmentationModel } from './segment/segment-head.js'
-import { DEFAULT_DEFACE_SETTINGS, defaceVolume, type DefaceMode } from './deface/deface-volume.js'
-import { loadFaceCheck, renderBeforeAfter, verifyFaceRemoved, type FaceCheck } from './verify/verify-face-removed.js'
+import { DEFAULT_DEFACE_SETTINGS, defaceVolume, type DefaceMode, type DefaceOutcome } from './deface/deface-volume.js'
+import { renderBeforeAfter } from './verify/verify-face-removed.js'
+import { startFaceCheckThread, type FaceCheckThread } from './verify/face-check-thread.js'
 import type { DefaceReport } from './report/deface-report.js'
 import { buildReport } from './report/build-report.js'
 import { reportFilesFor, writeReport, type ReportFiles } from './report/write-report.js'
@@ -26,13 +27,13 @@ import { sagittalOverlay } from './report/slice-overlay.js'
 export interface Models {
   segmentation: SegmentationModel
   /** Absent when verification is off. */
-  faceCheck?: FaceCheck
+  faceCheck?: FaceCheckThread
 }
 
 export async function loadModels(options: { verify?: boolean; segmentationModelPath?: string; threads?: number } = {}): Promise<Models> {
   const segmentation = await loadSegmentationModel(options.segmentationModelPath, options.threads === undefined ? {} : { threads: options.threads })
   if (options.verify === false) return { segmentation }
-  return { segmentation, faceCheck: await loadFaceCheck() }
+  return { segmentation, faceCheck: await startFaceCheckThread() }
 }
 
 export interface DefaceOptions extends ReadOptions {
@@ -83,22 +84,35 @@ export async function defaceFile(input: string, options: DefaceOptions = {}): Pr
   const timingsMs: Record<string, number> = {}
   const timed = stageTimer(timingsMs, options.onStage)
 
-  const models = options.models ?? (await timed('load models', () => loadModels({ verify })))
-  const volume = await timed('read', () => readVolume(input, options))
-  const labels = options.labels ?? (await timed('segment', () => segmentHead(volume, models.segmentation))).labels
-  if (labels.length !== volume.data.length) {
-    throw new UnfaceError(`the mask given has ${labels.length} voxels, the volume ${volume.data.length}`, { file: input })
-  }
   const settings = {
     mode: options.mode ?? DEFAULT_DEFACE_SETTINGS.mode,
     brainMarginMm: options.brainMarginMm ?? DEFAULT_DEFACE_SETTINGS.brainMarginMm,
     ears: options.ears ?? DEFAULT_DEFACE_SETTINGS.ears,
   }
-  const defaced = await timed('deface', async () => defaceVolume(volume, labels, settings))
-  const faceCheck = models.faceCheck
+  const models = options.models ?? (await timed('load models', () => loadModels({ verify })))
+  const faceCheck = verify ? models.faceCheck : undefined
   // Verification asked for but impossible must stop here, never fall through to an unverified release.
   if (verify && faceCheck === undefined) throw new UnfaceError('cannot verify: the models were loaded without the face check', { file: input })
-  const verification = faceCheck === undefined || !verify ? undefined : await timed('verify', () => verifyFaceRemoved(volume, defaced.volume, faceCheck))
+  const volume = await timed('read', () => readVolume(input, options))
+  // From here the original's renders and face detections run on the face check's own thread.
+  const pending = faceCheck?.observe(volume)
+  let labels: Uint8Array
+  let defaced: DefaceOutcome
+  try {
+    labels = options.labels ?? (await timed('segment', () => segmentHead(volume, models.segmentation))).labels
+    if (labels.length !== volume.data.length) {
+      throw new UnfaceError(`the mask given has ${labels.length} voxels, the volume ${volume.data.length}`, { file: input })
+    }
+    const mask = labels
+    defaced = await timed('deface', async () => defaceVolume(volume, mask, settings))
+  } catch (error) {
+    if (pending !== undefined) faceCheck?.forget(pending)
+    throw error
+  }
+  const outcome = defaced
+  const verification =
+    faceCheck === undefined || pending === undefined ? undefined : await timed('verify', () => faceCheck.verify(pending, volume, outcome.volume))
+  if (verification !== undefined) for (const [step, ms] of Object.entries(verification.timingsMs)) timingsMs[`verify.${step}`] = ms
 
   const released = verification === undefined || verification.release
   const quarantine = !released && options.keepFailed === true ? quarantinePath(output) : undefined

@@ -2,7 +2,8 @@
 import type { Volume } from '../io/volume.js'
 import type { DefaceOutcome, DefaceSettings } from '../deface/deface-volume.js'
 import { LABELS, type SegmentationModel } from '../segment/segment-head.js'
-import type { FaceCheck, FaceVerification } from '../verify/verify-face-removed.js'
+import type { FaceVerification } from '../verify/verify-face-removed.js'
+import type { FaceCheckIdentity } from '../verify/face-check-thread.js'
 import type { DefaceReport } from './deface-report.js'
 import { fileSha256, toolIdentity } from './provenance.js'
 
@@ -12,7 +13,7 @@ export interface ReportParts {
   defaced: DefaceOutcome
   settings: DefaceSettings & { verify: boolean }
   verification: FaceVerification | undefined
-  models: { segmentation: SegmentationModel; faceCheck?: FaceCheck }
+  models: { segmentation: SegmentationModel; faceCheck?: { identity: FaceCheckIdentity } }
   output?: string
   quarantine?: string
   timingsMs: Record<string, number>

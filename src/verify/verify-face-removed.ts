@@ -11,10 +11,10 @@ import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import type { Volume } from '../io/volume.js'
-import { checkFace } from './face-check.js'
+import { observeDefaced, observeOriginal } from './face-check.js'
 import { loadFaceModel, type FaceModel, type FaceModelOptions } from './face-detector.js'
 import { DEFAULT_GALLERY_PATH, parseGallery, type FaceGallery } from './face-gallery.js'
-import type { FaceStatus, FaceVerdict } from './face-verdict.js'
+import { faceVerdict, type FaceStatus, type FaceVerdict, type OriginalObservation } from './face-verdict.js'
 import { renderSkinViews, skinThreshold, type RenderedView } from './render-surface.js'
 
 export interface FaceCheck {
@@ -78,6 +78,8 @@ export interface FaceVerification {
   after: RenderedView[]
   /** Everything the verdict saw. */
   detail: FaceVerdict
+  /** Where the check's time went (it may have run beside the other stages). */
+  timingsMs: { renderOriginal: number; detectOriginal: number; renderDefaced: number; detectDefaced: number }
 }
 
 /**
@@ -92,9 +94,35 @@ export function renderBeforeAfter(original: Volume, defaced: Volume): { before: 
   return { before, after: defaced === original ? before : renderSkinViews(defaced, { threshold }) }
 }
 
-export async function verifyFaceRemoved(original: Volume, defaced: Volume, check: FaceCheck): Promise<FaceVerification> {
-  const { before, after } = renderBeforeAfter(original, defaced)
-  const detail = await checkFace(check.model, before, after, check.gallery)
+/** What the check saw on the original: its renders and the detector's findings on them. */
+export interface OriginalSeen {
+  threshold: number
+  before: RenderedView[]
+  observations: OriginalObservation[]
+  timingsMs: { render: number; detect: number }
+}
+
+/** The first half of the check, which needs only the original and so can run while the face is being removed. */
+export async function observeOriginalVolume(original: Volume, check: FaceCheck): Promise<OriginalSeen> {
+  const start = performance.now()
+  const threshold = skinThreshold(original)
+  const before = renderSkinViews(original, { threshold })
+  const rendered = performance.now()
+  const observations = await observeOriginal(check.model, before, check.gallery.calibration.faceScoreThreshold)
+  return { threshold, before, observations, timingsMs: { render: Math.round(rendered - start), detect: Math.round(performance.now() - rendered) } }
+}
+
+/** The second half: the defaced volume's renders against the original's. `defaced` undefined: the volume was left unchanged. */
+export async function verifyAgainstOriginal(seen: OriginalSeen, defaced: Volume | undefined, check: FaceCheck): Promise<FaceVerification> {
+  const start = performance.now()
+  const after = defaced === undefined ? seen.before : renderSkinViews(defaced, { threshold: seen.threshold })
+  const rendered = performance.now()
+  const calibration = check.gallery.calibration
+  const observations = await observeDefaced(check.model, after, seen.observations)
+  const detail = faceVerdict(seen.observations, observations, check.gallery, {
+    faceScoreThreshold: calibration.faceScoreThreshold,
+    maxMatchDistance: calibration.maxMatchDistance,
+  })
   const release = detail.status === 'PASS' || (detail.status === 'NO-FACE' && detail.noFace === 'no-face-in-field-of-view')
   // A score of 0 means the detector had no candidate at all; a distance is absent where there was no face to compare.
   const score = (key: string, value: number) => (value > 0 ? { [key]: value } : {})
@@ -112,5 +140,15 @@ export async function verifyFaceRemoved(original: Volume, defaced: Volume, check
       defacedFace: v.defacedFace,
     }),
   )
-  return { verdict: detail.status, release, reasons: detail.reasons, views, before, after, detail }
+  const timingsMs = {
+    renderOriginal: seen.timingsMs.render,
+    detectOriginal: seen.timingsMs.detect,
+    renderDefaced: Math.round(rendered - start),
+    detectDefaced: Math.round(performance.now() - rendered),
+  }
+  return { verdict: detail.status, release, reasons: detail.reasons, views, before: seen.before, after, detail, timingsMs }
+}
+
+export async function verifyFaceRemoved(original: Volume, defaced: Volume, check: FaceCheck): Promise<FaceVerification> {
+  return verifyAgainstOriginal(await observeOriginalVolume(original, check), defaced === original ? undefined : defaced, check)
 }

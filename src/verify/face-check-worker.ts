@@ -1,0 +1,50 @@
+/**
+ * The face check's own thread (see face-check-thread.ts): it loads the face networks and answers
+ * two requests, "here is the original" (render and detect, kept until asked for) and "here is
+ * the defaced volume" (render, detect, judge). Running here, the first half overlaps the
+ * segmentation and the defacing on the other core.
+ */
+import { parentPort } from 'node:worker_threads'
+import type { Volume } from '../io/volume.js'
+import { loadFaceCheck, observeOriginalVolume, verifyAgainstOriginal, type OriginalSeen } from './verify-face-removed.js'
+import type { FromFaceCheckThread, ToFaceCheckThread } from './face-check-thread.js'
+
+const port = parentPort
+if (port === null) throw new Error('face-check-worker runs only as a worker thread')
+const check = loadFaceCheck()
+const originals = new Map<number, Promise<OriginalSeen>>()
+const reply = (message: FromFaceCheckThread) => port.postMessage(message)
+
+check.then(
+  (loaded) => reply({ type: 'ready', identity: loaded.identity }),
+  (error: unknown) => reply({ type: 'failed', error: errorText(error) }),
+)
+
+port.on('message', (message: ToFaceCheckThread) => {
+  if (message.type === 'original') {
+    const seen = check.then((loaded) => observeOriginalVolume(message.volume, loaded))
+    // Failures are reported when the verdict is asked for.
+    seen.catch(() => undefined)
+    originals.set(message.id, seen)
+    return
+  }
+  if (message.type === 'forget') {
+    originals.delete(message.id)
+    return
+  }
+  const seen = originals.get(message.id)
+  originals.delete(message.id)
+  const run = async () => {
+    if (seen === undefined) throw new Error(`no original was sent for check ${message.id}`)
+    const loaded = await check
+    return verifyAgainstOriginal(await seen, message.volume as Volume | undefined, loaded)
+  }
+  run().then(
+    (verification) => reply({ type: 'verified', id: message.id, verification }),
+    (error: unknown) => reply({ type: 'error', id: message.id, error: errorText(error) }),
+  )
+})
+
+function errorText(error: unknown): string {
+  return (error as Error)?.message ?? String(error)
+}
