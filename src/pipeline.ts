@@ -9,7 +9,7 @@ import type { Volume } from './io/volume.js'
 import { withVoxels } from './io/volume.js'
 import { UnfaceError } from './io/errors.js'
 import { readVolume, type ReadOptions } from './io/read-volume.js'
-import { assertWritable, writeVolume } from './io/write-volume.js'
+import { assertWritable, encodeVolume, writeVolume } from './io/write-volume.js'
 import { assertWritableDirectory } from './io/atomic-file.js'
 import { formatOfPath, stripVolumeExtension } from './io/format.js'
 import { volumeInfo, type VolumeInfo } from './io/volume-info.js'
@@ -110,6 +110,9 @@ export async function defaceFile(input: string, options: DefaceOptions = {}): Pr
     throw error
   }
   const outcome = defaced
+  // The output is encoded while the verdict is awaited; it is written only if the verdict allows.
+  const encoded = encodeVolume(outcome.volume, output, { keepHeaderText: options.keepHeaderText === true })
+  encoded.catch(() => undefined)
   const verification =
     faceCheck === undefined || pending === undefined ? undefined : await timed('verify', () => faceCheck.verify(pending, volume, outcome.volume))
   if (verification !== undefined) for (const [step, ms] of Object.entries(verification.timingsMs)) timingsMs[`verify.${step}`] = ms
@@ -119,10 +122,11 @@ export async function defaceFile(input: string, options: DefaceOptions = {}): Pr
   const destination = released ? output : quarantine
   const notes = [...volume.source.notes]
   if (destination !== undefined) {
-    const written = await timed('write', () =>
-      writeVolume(defaced.volume, destination, { overwrite: overwrite || destination === quarantine, keepHeaderText: options.keepHeaderText === true }),
-    )
-    notes.push(...written.notes)
+    await timed('write', async () => {
+      const ready = await encoded
+      await ready.writeTo(destination, { overwrite: overwrite || destination === quarantine })
+      notes.push(...ready.notes)
+    })
   }
   const report = await buildReport({
     volume,

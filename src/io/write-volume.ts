@@ -6,6 +6,8 @@
 import { mkdtemp, readdir, rm, stat, unlink, writeFile, access, constants as fsConstants } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
+import { promisify } from 'node:util'
+import { gzip } from 'node:zlib'
 import { writeImageNode } from '@itk-wasm/image-io'
 import type { Volume } from './volume.js'
 import { realIntensities } from './volume.js'
@@ -15,6 +17,8 @@ import { volumeToNifti } from './nifti-file.js'
 import { volumeToImage } from './itk-image.js'
 import { asWriteError, commitFile, place, writeFileAtomically } from './atomic-file.js'
 import { quietly } from './quiet-itk.js'
+
+const gzipAsync = promisify(gzip)
 
 export interface WriteOptions {
   /** Keep NIfTI descrip/aux_file/intent_name/db_name and extensions, and NRRD/MetaImage key-values. */
@@ -58,12 +62,31 @@ export async function assertWritable(path: string, options: { overwrite?: boolea
 }
 
 export async function writeVolume(volume: Volume, path: string, options: WriteOptions = {}): Promise<WriteResult> {
-  const format = await assertWritable(path, options)
+  await assertWritable(path, options)
+  const encoded = await encodeVolume(volume, path, options)
+  await encoded.writeTo(path, options)
+  return { path, notes: encoded.notes }
+}
+
+/**
+ * A volume made ready to be written in the format `path` names. For NIfTI that is the finished
+ * bytes, gzipped on libuv's threads, so that the encoding of an output can go on while other
+ * work (verification) runs; NRRD and MetaImage are encoded by itk-wasm as they are written.
+ */
+export interface EncodedVolume {
+  notes: string[]
+  writeTo(path: string, options: { overwrite?: boolean }): Promise<void>
+}
+
+export async function encodeVolume(volume: Volume, path: string, options: { keepHeaderText?: boolean } = {}): Promise<EncodedVolume> {
+  const format = formatOfPath(path)
+  if (format === undefined) throw new UnfaceError(`unsupported output format (use one of ${SUPPORTED_EXTENSIONS.join(', ')})`, { file: path })
   const notes: string[] = []
   if (format.format === 'nifti') {
-    const bytes = volumeToNifti(volume, { keepHeaderText: options.keepHeaderText === true, compress: format.extension === '.nii.gz' })
-    await writeFileAtomically(path, bytes, { overwrite: options.overwrite === true })
-    return { path, notes }
+    const raw = volumeToNifti(volume, { keepHeaderText: options.keepHeaderText === true })
+    // Level 1, as nibabel writes: on head scans about 2% larger than level 6, and a third quicker.
+    const bytes = format.extension === '.nii.gz' ? await gzipAsync(raw, { level: 1 }) : raw
+    return { notes, writeTo: (target, { overwrite }) => writeFileAtomically(target, bytes, { overwrite: overwrite === true }) }
   }
   let toWrite = volume
   if (volume.scaling !== undefined) {
@@ -80,9 +103,10 @@ export async function writeVolume(volume: Volume, path: string, options: WriteOp
     quietly(() => writeImageNode(image, target, { useCompression: true })).catch((error: unknown) => {
       throw new UnfaceError(`could not write ${format.extension}`, { file: path, cause: error })
     })
-  if (format.detached) await commitDetached(path, writeWithItk, options.overwrite === true)
-  else await commitFile(path, writeWithItk, options.overwrite === true)
-  return { path, notes }
+  return {
+    notes,
+    writeTo: (target, { overwrite }) => (format.detached ? commitDetached(target, writeWithItk, overwrite === true) : commitFile(target, writeWithItk, overwrite === true)),
+  }
 }
 
 /** .nhdr/.mhd name their data file inside the header, so both are written under their final names in a private folder, then moved. */
