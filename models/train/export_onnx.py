@@ -1,0 +1,56 @@
+#!/usr/bin/python3
+"""Export a trained checkpoint to ONNX (opset 17).
+
+Input  "input": float32 [1, 1, 96, 96, 96], the model grid (RAS voxel order, 2.5 mm, intensities
+               in [0, 1]; see models/README.md). Axis order of the tensor: [N, C, x(R), y(A), z(S)].
+Output "probs": float32 [1, 5, 96, 96, 96], softmax probabilities of background, head, face,
+               ears, brain (sum to 1 over axis 1).
+
+Usage: /usr/bin/python3 models/train/export_onnx.py [--ckpt models/train/work/ckpt_best.pt]
+                                                    [--out models/unface-seg.onnx]
+"""
+import argparse
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from net import UNet3D  # noqa: E402
+from common import GRID  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class WithSoftmax(torch.nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, x):
+        return torch.softmax(self.m(x), dim=1)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ckpt", default=os.path.join(HERE, "work", "ckpt_best.pt"))
+    ap.add_argument("--out", default=os.path.join(HERE, "..", "unface-seg.onnx"))
+    args = ap.parse_args()
+    ck = torch.load(args.ckpt, map_location="cpu")
+    m = UNet3D()
+    m.load_state_dict(ck["model"])
+    m.eval()
+    w = WithSoftmax(m).eval()
+    x = torch.rand(1, 1, GRID, GRID, GRID)
+    torch.onnx.export(w, x, args.out, opset_version=17, input_names=["input"], output_names=["probs"],
+                      do_constant_folding=True)
+    with torch.no_grad():
+        ref = w(x)
+    # reference input/output for check_onnx.mjs (raw little-endian float32)
+    x.numpy().astype("<f4").tofile(os.path.join(HERE, "work", "onnx_check_x.bin"))
+    ref.numpy().astype("<f4").tofile(os.path.join(HERE, "work", "onnx_check_probs.bin"))
+    print(f"wrote {args.out} ({os.path.getsize(args.out)/1e6:.2f} MB) from {args.ckpt} (iter {ck.get('iter')})")
+
+
+if __name__ == "__main__":
+    main()
