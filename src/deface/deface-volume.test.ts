@@ -37,7 +37,7 @@ describe('defacing a phantom', () => {
   const labels = labelMap(phantom)
 
   for (const mode of ['remove', 'blur'] as const) {
-    it(`${mode}: changes only voxels in the removal region, never the brain or its margin`, () => {
+    it(`${mode}: changes only voxels of the face mask, never the brain or its margin`, () => {
       const result = defaceVolume(phantom.volume, labels, { mode, brainMarginMm: 5, ears: false })
       expect(result.faceFound).toBe(true)
       expect(result.volume.pixelType).toBe(phantom.volume.pixelType)
@@ -50,10 +50,12 @@ describe('defacing a phantom', () => {
       let changedFace = 0
       let faceCount = 0
       let outsideRegion = 0
+      let outsideMask = 0
       let withinMargin = 0
       for (let i = 0; i < labels.length; i++) {
         const changed = result.volume.data[i] !== phantom.volume.data[i]
         if (changed && (result.weight[i] as number) === 0) outsideRegion++
+        if (changed && labels[i] !== LABELS.face) outsideMask++
         if (changed && (toBrain[i] as number) <= 5) withinMargin++
         if (labels[i] === LABELS.face) {
           faceCount++
@@ -61,6 +63,7 @@ describe('defacing a phantom', () => {
         }
       }
       expect(outsideRegion).toBe(0)
+      expect(outsideMask).toBe(0)
       expect(withinMargin).toBe(0)
       // Nearly all of the face changes (the rest is where the face already equals background).
       expect(changedFace / faceCount).toBeGreaterThan(0.5)

@@ -21,8 +21,8 @@ export interface DefaceSettings {
 
 export const DEFAULT_DEFACE_SETTINGS: DefaceSettings = { mode: 'remove', brainMarginMm: 5, ears: false }
 
-/** Width of the soft edge of the removal region; about one voxel of a 2 mm scan. */
-const FEATHER_MM = 2
+/** Width of the soft edge of the removal region against the tissue that stays: two voxels of a 2 mm scan. */
+const FEATHER_MM = 4
 /** Blur mode smooths over this scale: far beyond the size of eyelids, lips or a nose tip. */
 const BLUR_SIGMA_MM = 8
 
@@ -52,18 +52,16 @@ export function defaceVolume(volume: Volume, labels: Uint8Array, settings: Defac
     return { volume, weight, faceFound: false, changedVoxels: 0, brainVoxelsChanged: 0, backgroundValue }
   }
 
-  // Everything that can change lies within the feather of the target; what decides it lies within
-  // the brain margin of that. Working in that box rather than the whole volume makes a 256^3 scan
+  // Everything that can change lies in the target; what decides it lies within the brain margin
+  // and the feather of that. Working in that box rather than the whole volume makes a 256^3 scan
   // several times quicker, with the same result.
-  const featherSigma = volume.spacing.map((s) => FEATHER_MM / 2 / s) as Vec3
-  const reach = boxAround(target, volume.size, featherSigma.map(kernelRadius) as Vec3)
+  const reach = boxAround(target, volume.size, [0, 0, 0])
   const decided = grow(reach, volume.size, volume.spacing.map((s) => Math.ceil((settings.brainMarginMm + FEATHER_MM) / s) + 1) as Vec3)
   const local = removalWeight(
     crop(target, volume.size, decided, new Uint8Array(voxelCount(decided.size))),
     crop(labels, volume.size, decided, new Uint8Array(voxelCount(decided.size))),
     decided.size,
     volume.spacing,
-    featherSigma,
     settings.brainMarginMm,
   )
   paste(local, decided, weight, volume.size)
@@ -97,17 +95,25 @@ export function defaceVolume(volume: Volume, labels: Uint8Array, settings: Defac
 }
 
 /**
- * 1 inside the target, falling smoothly to 0 over FEATHER_MM outside it, and forced smoothly to 0
- * within the brain's margin: the fade towards the brain happens outside the margin, never in it.
+ * Only target voxels change. The weight is 1 in the target except near the tissue that stays (head,
+ * brain, ears that are kept), where it rises from the cut over FEATHER_MM; towards air it stays 1,
+ * so no trace of the skin is left. An outward feather would reach past the face into tissue that
+ * the network calls head but may be brain (it did on one IXI head), so the fade lies inside. Within
+ * the brain margin the weight is 0, fading in over FEATHER_MM beyond it.
  */
-function removalWeight(target: Uint8Array, labels: Uint8Array, size: Vec3, spacing: Vec3, sigma: Vec3, marginMm: number): Float32Array {
-  const soft = gaussianBlur3d(Float32Array.from(target), size, sigma)
+function removalWeight(target: Uint8Array, labels: Uint8Array, size: Vec3, spacing: Vec3, marginMm: number): Float32Array {
   const brain = new Uint8Array(labels.length)
-  for (let i = 0; i < labels.length; i++) brain[i] = labels[i] === LABELS.brain ? 1 : 0
+  const kept = new Uint8Array(labels.length)
+  for (let i = 0; i < labels.length; i++) {
+    brain[i] = labels[i] === LABELS.brain ? 1 : 0
+    kept[i] = !target[i] && labels[i] !== LABELS.background ? 1 : 0
+  }
   const toBrain = distanceToMaskMm(brain, size, spacing)
+  const toKept = distanceToMaskMm(kept, size, spacing)
   const weight = new Float32Array(target.length)
   for (let i = 0; i < weight.length; i++) {
-    const inner = target[i] ? 1 : Math.min(1, 2 * (soft[i] as number))
+    if (!target[i]) continue
+    const inner = Math.min(1, (toKept[i] as number) / FEATHER_MM)
     const clearance = Math.min(1, Math.max(0, ((toBrain[i] as number) - marginMm) / FEATHER_MM))
     const w = inner * clearance
     weight[i] = w < 1e-3 ? 0 : w
