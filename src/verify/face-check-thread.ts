@@ -47,9 +47,12 @@ const FROM_SOURCE = HERE.endsWith('.ts')
 export async function startFaceCheckThread(): Promise<FaceCheckThread> {
   const entry = new URL(FROM_SOURCE ? './face-check-worker.ts' : './face-check-worker.js', import.meta.url)
   // From source (the tests), the worker needs tsx to load TypeScript; the built package runs plain JavaScript.
+  // A thread inherits the process's flags, and `node --input-type=module -e` would make it refuse
+  // its own entry file; that flag concerns the parent's script only.
+  const execArgv = process.execArgv.filter((flag) => !flag.startsWith('--input-type'))
   const worker = FROM_SOURCE
-    ? new Worker(`import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(entry.href)}) })`, { eval: true })
-    : new Worker(entry)
+    ? new Worker(`import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(entry.href)}) })`, { eval: true, execArgv })
+    : new Worker(entry, { execArgv })
   const waiting = new Map<number, { resolve: (v: FaceVerification) => void; reject: (e: Error) => void }>()
   let broken: Error | undefined
   // The thread must not keep a finished process alive, only one that awaits a verdict.
