@@ -96,7 +96,8 @@ async function recomputeReference(input: string, context: RunContext, models: Mo
 
 async function referenceFrom(input: string, result: DefaceResult | undefined, context: RunContext): Promise<Reference> {
   if (result === undefined) return { input, unusable: `${input} could not be defaced, so its mask was not used` }
-  if (!result.released) return { input, unusable: `${input} was not released (verdict ${result.verdict}), so its mask was not used` }
+  // The same words as on a resumed run, which knows only that it was not released: its own row has the verdict.
+  if (!result.released) return { input, unusable: `${input} was not released, so its mask was not used` }
   try {
     return { input, labels: result.labels, geometry: await readGeometry(join(context.inRoot, input)) }
   } catch (error) {
