@@ -10,9 +10,11 @@ import * as ort from 'onnxruntime-node'
 import type { Vec3, Volume } from '../io/volume.js'
 import { realIntensities } from '../io/volume.js'
 import { UnfaceError } from '../io/errors.js'
+import { distanceToMaskMm } from '../deface/distance-transform.js'
 import { canonicalTransformOf, canonicalGeometry, fromCanonicalVoxels, toCanonicalVoxels } from '../io/canonical-grid.js'
 import {
   MODEL_GRID_SIZE,
+  MODEL_GRID_SPACING,
   headCentreMm,
   labelsFromModelGrid,
   normaliseIntensities,
@@ -25,8 +27,8 @@ import {
 export const LABELS = { background: 0, head: 1, face: 2, ears: 3, brain: 4 } as const
 export type LabelName = keyof typeof LABELS
 const CLASS_COUNT = 5
-/** Face and ears keep this many 2.5 mm grid voxels (5 mm) from the brain, as in the training labels. */
-const BRAIN_GAP_VOXELS = 2
+/** Face and ears keep this far (two grid voxels) from the brain, as in the training labels. */
+const BRAIN_GAP_MM = 5
 /**
  * Where the brain probability exceeds this, the point counts as brain for the gap. Argmax brain
  * falls short of the true brain edge by up to 12 mm at the frontal pole on some IXI heads
@@ -101,7 +103,7 @@ export async function segmentHead(volume: Volume, model: SegmentationModel): Pro
 
 /**
  * The training labels keep face and ears at least 5 mm (two grid voxels) from the brain; the
- * network mostly learns that gap, and this makes it a rule: at grid points within two voxels of a
+ * network mostly learns that gap, and this makes it a rule: at grid points within 5 mm of a
  * point that may be brain, the face and ear probabilities go to head. Done on the 96^3 grid, it
  * costs a few milliseconds, and the labels still come back smooth.
  */
@@ -109,33 +111,15 @@ function keepFaceFromBrain(probabilities: Float32Array): Float32Array {
   const n = MODEL_GRID_SIZE
   const cells = n * n * n
   const brain = new Uint8Array(cells)
-  for (let v = 0; v < cells; v++) {
-    brain[v] = (probabilities[LABELS.brain * cells + v] as number) > BRAIN_SEED_PROBABILITY ? 1 : 0
-  }
+  for (let v = 0; v < cells; v++) brain[v] = (probabilities[LABELS.brain * cells + v] as number) > BRAIN_SEED_PROBABILITY ? 1 : 0
+  const toBrain = distanceToMaskMm(brain, [n, n, n], [MODEL_GRID_SPACING, MODEL_GRID_SPACING, MODEL_GRID_SPACING])
   const out = probabilities.slice()
-  const reach = BRAIN_GAP_VOXELS
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < n; j++) {
-      for (let k = 0; k < n; k++) {
-        const v = (i * n + j) * n + k
-        let near = false
-        for (let di = -reach; di <= reach && !near; di++) {
-          for (let dj = -reach; dj <= reach && !near; dj++) {
-            for (let dk = -reach; dk <= reach && !near; dk++) {
-              if (di * di + dj * dj + dk * dk > reach * reach) continue
-              const [a, b, c] = [i + di, j + dj, k + dk]
-              if (a < 0 || b < 0 || c < 0 || a >= n || b >= n || c >= n) continue
-              near = brain[(a * n + b) * n + c] === 1
-            }
-          }
-        }
-        if (!near) continue
-        const moved = (out[LABELS.face * cells + v] as number) + (out[LABELS.ears * cells + v] as number)
-        out[LABELS.face * cells + v] = 0
-        out[LABELS.ears * cells + v] = 0
-        out[LABELS.head * cells + v] = (out[LABELS.head * cells + v] as number) + moved
-      }
-    }
+  for (let v = 0; v < cells; v++) {
+    if ((toBrain[v] as number) > BRAIN_GAP_MM) continue
+    const moved = (out[LABELS.face * cells + v] as number) + (out[LABELS.ears * cells + v] as number)
+    out[LABELS.face * cells + v] = 0
+    out[LABELS.ears * cells + v] = 0
+    out[LABELS.head * cells + v] = (out[LABELS.head * cells + v] as number) + moved
   }
   return out
 }

@@ -44,16 +44,21 @@ export async function observeDefaced(model: FaceModel, views: RenderedView[], or
   return observations
 }
 
+/** The verdict's thresholds: those given, else the gallery's calibration. */
+export function calibratedOptions(gallery: FaceGallery, options: FaceCheckOptions = {}): VerdictOptions {
+  return {
+    ...options,
+    faceScoreThreshold: options.faceScoreThreshold ?? gallery.calibration.faceScoreThreshold,
+    maxMatchDistance: options.maxMatchDistance ?? gallery.calibration.maxMatchDistance,
+  }
+}
+
 /**
  * The verdict on a defaced volume's renders against its original's (the same views, in the same
  * order). Thresholds default to the gallery's calibration.
  */
 export async function checkFace(model: FaceModel, originalViews: RenderedView[], defacedViews: RenderedView[], gallery: FaceGallery, options: FaceCheckOptions = {}): Promise<FaceVerdict> {
-  const verdictOptions: VerdictOptions = {
-    ...options,
-    faceScoreThreshold: options.faceScoreThreshold ?? gallery.calibration.faceScoreThreshold,
-    maxMatchDistance: options.maxMatchDistance ?? gallery.calibration.maxMatchDistance,
-  }
+  const verdictOptions = calibratedOptions(gallery, options)
   const original = await observeOriginal(model, originalViews, verdictOptions.faceScoreThreshold)
   const defaced = await observeDefaced(model, defacedViews, original)
   return faceVerdict(original, defaced, gallery, verdictOptions)

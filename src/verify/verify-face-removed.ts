@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import type { Volume } from '../io/volume.js'
-import { observeDefaced, observeOriginal } from './face-check.js'
+import { calibratedOptions, observeDefaced, observeOriginal } from './face-check.js'
 import { loadFaceModel, type FaceModel, type FaceModelOptions } from './face-detector.js'
 import { DEFAULT_GALLERY_PATH, parseGallery, type FaceGallery } from './face-gallery.js'
 import { faceVerdict, type FaceStatus, type FaceVerdict, type OriginalObservation } from './face-verdict.js'
@@ -117,12 +117,8 @@ export async function verifyAgainstOriginal(seen: OriginalSeen, defaced: Volume 
   const start = performance.now()
   const after = defaced === undefined ? seen.before : renderSkinViews(defaced, { threshold: seen.threshold })
   const rendered = performance.now()
-  const calibration = check.gallery.calibration
   const observations = await observeDefaced(check.model, after, seen.observations)
-  const detail = faceVerdict(seen.observations, observations, check.gallery, {
-    faceScoreThreshold: calibration.faceScoreThreshold,
-    maxMatchDistance: calibration.maxMatchDistance,
-  })
+  const detail = faceVerdict(seen.observations, observations, check.gallery, calibratedOptions(check.gallery))
   const release = detail.status === 'PASS' || (detail.status === 'NO-FACE' && detail.noFace === 'no-face-in-field-of-view')
   // A score of 0 means the detector had no candidate at all; a distance is absent where there was no face to compare.
   const score = (key: string, value: number) => (value > 0 ? { [key]: value } : {})
