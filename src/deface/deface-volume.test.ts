@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import type { Vec3 } from '../io/volume.js'
 import { LABELS } from '../segment/segment-head.js'
 import { makeHeadPhantom, type HeadPhantom } from '../../test/phantom/head-phantom.js'
-import { defaceVolume } from './deface-volume.js'
+import { defaceVolume, weightAt } from './deface-volume.js'
 import { distanceToMaskMm } from './distance-transform.js'
 
 function labelMap({ labels }: HeadPhantom): Uint8Array {
@@ -54,7 +54,7 @@ describe('defacing a phantom', () => {
       let withinMargin = 0
       for (let i = 0; i < labels.length; i++) {
         const changed = result.volume.data[i] !== phantom.volume.data[i]
-        if (changed && (result.weight[i] as number) === 0) outsideRegion++
+        if (changed && weightAt(result.weight, i, phantom.volume.size) === 0) outsideRegion++
         if (changed && labels[i] !== LABELS.face) outsideMask++
         if (changed && (toBrain[i] as number) <= 5) withinMargin++
         if (labels[i] === LABELS.face) {
@@ -77,9 +77,9 @@ describe('defacing a phantom', () => {
     let earsChangedWhenKept = 0
     let earsNonZeroWhenRemoved = 0
     for (let i = 0; i < labels.length; i++) {
-      if (labels[i] === LABELS.face && kept.weight[i] === 1 && kept.volume.data[i] !== 0) faceNonZero++
-      if (labels[i] === LABELS.ears && kept.volume.data[i] !== phantom.volume.data[i] && kept.weight[i] === 0) earsChangedWhenKept++
-      if (labels[i] === LABELS.ears && gone.weight[i] === 1 && gone.volume.data[i] !== 0) earsNonZeroWhenRemoved++
+      if (labels[i] === LABELS.face && weightAt(kept.weight, i, phantom.volume.size) === 1 && kept.volume.data[i] !== 0) faceNonZero++
+      if (labels[i] === LABELS.ears && kept.volume.data[i] !== phantom.volume.data[i] && weightAt(kept.weight, i, phantom.volume.size) === 0) earsChangedWhenKept++
+      if (labels[i] === LABELS.ears && weightAt(gone.weight, i, phantom.volume.size) === 1 && gone.volume.data[i] !== 0) earsNonZeroWhenRemoved++
     }
     expect(faceNonZero).toBe(0)
     expect(earsChangedWhenKept).toBe(0)
@@ -90,7 +90,7 @@ describe('defacing a phantom', () => {
   it('the edge is feathered: partly replaced voxels surround the fully replaced ones', () => {
     const { weight } = defaceVolume(phantom.volume, labels, { mode: 'remove', brainMarginMm: 5, ears: false })
     let partial = 0
-    for (const w of weight) if (w > 0 && w < 1) partial++
+    for (const w of weight.values) if (w > 0 && w < 1) partial++
     expect(partial).toBeGreaterThan(100)
   })
 

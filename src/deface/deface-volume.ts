@@ -26,10 +26,28 @@ const FEATHER_MM = 4
 /** Blur mode smooths over this scale: far beyond the size of eyelids, lips or a nose tip. */
 const BLUR_SIGMA_MM = 8
 
+/**
+ * How much of each voxel was replaced: 0 = untouched, 1 = fully replaced. Stored only over the
+ * box that holds the face; every voxel outside it is 0.
+ */
+export interface RemovalWeight {
+  box: Box
+  values: Float32Array
+}
+
+/** The weight of voxel `index` of a volume of `size`. */
+export function weightAt(weight: RemovalWeight, index: number, size: Vec3): number {
+  const { start, size: boxSize } = weight.box
+  const x = (index % size[0]) - start[0]
+  const y = (Math.floor(index / size[0]) % size[1]) - start[1]
+  const z = Math.floor(index / (size[0] * size[1])) - start[2]
+  if (x < 0 || y < 0 || z < 0 || x >= boxSize[0] || y >= boxSize[1] || z >= boxSize[2]) return 0
+  return weight.values[x + boxSize[0] * (y + boxSize[1] * z)] as number
+}
+
 export interface DefaceOutcome {
   volume: Volume
-  /** 0 = untouched, 1 = fully replaced, per voxel. */
-  weight: Float32Array
+  weight: RemovalWeight
   faceFound: boolean
   changedVoxels: number
   brainVoxelsChanged: number
@@ -38,33 +56,19 @@ export interface DefaceOutcome {
 }
 
 export function defaceVolume(volume: Volume, labels: Uint8Array, settings: DefaceSettings = DEFAULT_DEFACE_SETTINGS): DefaceOutcome {
-  const target = new Uint8Array(labels.length)
-  let targetCount = 0
-  for (let i = 0; i < labels.length; i++) {
-    if (labels[i] === LABELS.face || (settings.ears && labels[i] === LABELS.ears)) {
-      target[i] = 1
-      targetCount++
-    }
-  }
+  const isTarget = (label: number) => label === LABELS.face || (settings.ears && label === LABELS.ears)
   const backgroundValue = airValue(volume, labels)
-  const weight = new Float32Array(labels.length)
-  if (targetCount === 0) {
-    return { volume, weight, faceFound: false, changedVoxels: 0, brainVoxelsChanged: 0, backgroundValue }
+  const reach = boxAround(labels, volume.size, isTarget)
+  if (reach === undefined) {
+    return { volume, weight: { box: { start: [0, 0, 0], size: [0, 0, 0] }, values: new Float32Array(0) }, faceFound: false, changedVoxels: 0, brainVoxelsChanged: 0, backgroundValue }
   }
 
   // Everything that can change lies in the target; what decides it lies within the brain margin
   // and the feather of that. Working in that box rather than the whole volume makes a 256^3 scan
   // several times quicker, with the same result.
-  const reach = boxAround(target, volume.size, [0, 0, 0])
   const decided = grow(reach, volume.size, volume.spacing.map((s) => Math.ceil((settings.brainMarginMm + FEATHER_MM) / s) + 1) as Vec3)
-  const local = removalWeight(
-    crop(target, volume.size, decided, new Uint8Array(voxelCount(decided.size))),
-    crop(labels, volume.size, decided, new Uint8Array(voxelCount(decided.size))),
-    decided.size,
-    volume.spacing,
-    settings.brainMarginMm,
-  )
-  paste(local, decided, weight, volume.size)
+  const decidedWeight = removalWeight(crop(labels, volume.size, decided, new Uint8Array(voxelCount(decided.size))), isTarget, decided.size, volume.spacing, settings.brainMarginMm)
+  const weight: RemovalWeight = { box: reach, values: crop(decidedWeight, decided.size, within(reach, decided), new Float32Array(voxelCount(reach.size))) }
 
   const blurSigma = volume.spacing.map((s) => BLUR_SIGMA_MM / s) as Vec3
   const read = settings.mode === 'remove' ? reach : grow(reach, volume.size, blurSigma.map(kernelRadius) as Vec3)
@@ -72,16 +76,15 @@ export function defaceVolume(volume: Volume, labels: Uint8Array, settings: Defac
   const slope = volume.scaling?.slope ?? 1
   const intercept = volume.scaling?.intercept ?? 0
   if (slope !== 1 || intercept !== 0) for (let i = 0; i < real.length; i++) real[i] = (real[i] as number) * slope + intercept
-  const replacement =
-    settings.mode === 'remove' ? undefined : blurredWithNoise(real, read.size, blurSigma, crop(weight, volume.size, read, new Float32Array(voxelCount(read.size))))
+  const replacement = settings.mode === 'remove' ? undefined : blurredWithNoise(real, read.size, blurSigma, weight, read)
   const out = allocateVoxels(volume.pixelType, volume.data.length)
   out.set(volume.data)
   const [lowest, highest] = storableRange(volume.data)
   const integer = isInteger(volume.data)
   let changedVoxels = 0
   let brainVoxelsChanged = 0
-  forEachInBox(reach, volume.size, read, (i, r) => {
-    const w = weight[i] as number
+  forEachInBox(reach, volume.size, read, (i, r, b) => {
+    const w = weight.values[b] as number
     if (w === 0) return
     const value = (real[r] as number) * (1 - w) + (replacement === undefined ? backgroundValue : (replacement[r] as number)) * w
     const stored = (value - intercept) / slope
@@ -101,15 +104,18 @@ export function defaceVolume(volume: Volume, labels: Uint8Array, settings: Defac
  * the network calls head but may be brain (it did on one IXI head), so the fade lies inside. Within
  * the brain margin the weight is 0, fading in over FEATHER_MM beyond it.
  */
-function removalWeight(target: Uint8Array, labels: Uint8Array, size: Vec3, spacing: Vec3, marginMm: number): Float32Array {
+function removalWeight(labels: Uint8Array, isTarget: (label: number) => boolean, size: Vec3, spacing: Vec3, marginMm: number): Float32Array {
+  const target = new Uint8Array(labels.length)
   const brain = new Uint8Array(labels.length)
   const kept = new Uint8Array(labels.length)
   for (let i = 0; i < labels.length; i++) {
-    brain[i] = labels[i] === LABELS.brain ? 1 : 0
-    kept[i] = !target[i] && labels[i] !== LABELS.background ? 1 : 0
+    const label = labels[i] as number
+    target[i] = isTarget(label) ? 1 : 0
+    brain[i] = label === LABELS.brain ? 1 : 0
+    kept[i] = !target[i] && label !== LABELS.background ? 1 : 0
   }
-  const toBrain = distanceToMaskMm(brain, size, spacing)
-  const toKept = distanceToMaskMm(kept, size, spacing)
+  const toBrain = distanceToMaskMm(brain, size, spacing, marginMm + FEATHER_MM)
+  const toKept = distanceToMaskMm(kept, size, spacing, FEATHER_MM)
   const weight = new Float32Array(target.length)
   for (let i = 0; i < weight.length; i++) {
     if (!target[i]) continue
@@ -122,7 +128,9 @@ function removalWeight(target: Uint8Array, labels: Uint8Array, size: Vec3, spaci
 }
 
 /** Blur mode: heavy smoothing plus noise matched to the scan, so features cannot be traced. */
-function blurredWithNoise(real: Float32Array, size: Vec3, sigma: Vec3, weight: Float32Array): Float32Array {
+function blurredWithNoise(real: Float32Array, size: Vec3, sigma: Vec3, removal: RemovalWeight, box: Box): Float32Array {
+  const weight = new Float32Array(real.length)
+  paste(removal.values, within(removal.box, box), weight, size)
   const blurred = gaussianBlur3d(real, size, sigma)
   let sum = 0
   let sumSq = 0
@@ -152,25 +160,42 @@ function blurredWithNoise(real: Float32Array, size: Vec3, sigma: Vec3, weight: F
 }
 
 /** A box of voxels: first corner and size per axis. */
-interface Box {
+export interface Box {
   start: Vec3
   size: Vec3
 }
 
-/** The smallest box holding every non-zero voxel, grown by `by` voxels per axis within the volume. */
-function boxAround(mask: Uint8Array, size: Vec3, by: Vec3): Box {
-  const [nx, ny] = size
-  const min = [Infinity, Infinity, Infinity]
-  const max = [-1, -1, -1]
-  for (let i = 0; i < mask.length; i++) {
-    if (!mask[i]) continue
-    const p = [i % nx, Math.floor(i / nx) % ny, Math.floor(i / (nx * ny))]
-    for (let a = 0; a < 3; a++) {
-      if ((p[a] as number) < (min[a] as number)) min[a] = p[a] as number
-      if ((p[a] as number) > (max[a] as number)) max[a] = p[a] as number
+/** The smallest box holding every voxel whose label passes `test`; undefined when there is none. */
+function boxAround(labels: Uint8Array, size: Vec3, test: (label: number) => boolean): Box | undefined {
+  const [nx, ny, nz] = size
+  const min: Vec3 = [nx, ny, nz]
+  const max: Vec3 = [-1, -1, -1]
+  for (let z = 0; z < nz; z++) {
+    for (let y = 0; y < ny; y++) {
+      const row = nx * (y + ny * z)
+      let first = -1
+      let last = -1
+      for (let x = 0; x < nx; x++) {
+        if (!test(labels[row + x] as number)) continue
+        if (first < 0) first = x
+        last = x
+      }
+      if (first < 0) continue
+      min[0] = Math.min(min[0], first)
+      max[0] = Math.max(max[0], last)
+      min[1] = Math.min(min[1], y)
+      max[1] = Math.max(max[1], y)
+      min[2] = Math.min(min[2], z)
+      max[2] = Math.max(max[2], z)
     }
   }
-  return grow({ start: min as Vec3, size: [0, 1, 2].map((a) => (max[a] as number) - (min[a] as number) + 1) as Vec3 }, size, by)
+  if (max[0] < 0) return undefined
+  return { start: min, size: [0, 1, 2].map((a) => (max[a] as number) - (min[a] as number) + 1) as Vec3 }
+}
+
+/** `inner` (a box of the volume) in the coordinates of the larger box `outer`. */
+function within(inner: Box, outer: Box): Box {
+  return { start: inner.start.map((s, a) => s - (outer.start[a] as number)) as Vec3, size: inner.size }
 }
 
 function grow(box: Box, size: Vec3, by: Vec3): Box {
@@ -201,16 +226,17 @@ function paste(local: Float32Array, box: Box, into: Float32Array, size: Vec3): v
   }
 }
 
-/** Visits every voxel of `box` with its index in the volume and in the (larger) box `within`. */
-function forEachInBox(box: Box, size: Vec3, within: Box, visit: (index: number, local: number) => void): void {
+/** Visits every voxel of `box` with its index in the volume, in the (larger) box `within`, and in `box` itself. */
+function forEachInBox(box: Box, size: Vec3, within: Box, visit: (index: number, local: number, own: number) => void): void {
   const [bx, by, bz] = box.size
   const [wx, wy] = within.size
+  let own = 0
   for (let z = 0; z < bz; z++) {
     for (let y = 0; y < by; y++) {
       const [x0, y0, z0] = [box.start[0], box.start[1] + y, box.start[2] + z]
       const index = x0 + size[0] * (y0 + size[1] * z0)
       const local = x0 - within.start[0] + wx * (y0 - within.start[1] + wy * (z0 - within.start[2]))
-      for (let x = 0; x < bx; x++) visit(index + x, local + x)
+      for (let x = 0; x < bx; x++, own++) visit(index + x, local + x, own)
     }
   }
 }

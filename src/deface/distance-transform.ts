@@ -3,14 +3,19 @@
  * anisotropic grids (Felzenszwalb and Huttenlocher's separable lower-envelope algorithm). The
  * brain's safety margin is a distance, and a voxel-count dilation would make it depend on the
  * scan's resolution and on the axis.
+ *
+ * Callers only ever ask how a voxel compares with a few millimetres, so distances beyond
+ * `withinMm` come back as Infinity: lines with nothing within reach are then skipped, which
+ * makes the transform of a 256^3 face region several times quicker. Within reach it is exact.
  */
 import type { Vec3 } from '../io/volume.js'
 
-export function distanceToMaskMm(mask: Uint8Array, size: Vec3, spacing: Vec3): Float32Array {
-  const squared = new Float64Array(mask.length)
-  for (let i = 0; i < mask.length; i++) squared[i] = mask[i] ? 0 : Infinity
+export function distanceToMaskMm(mask: Uint8Array, size: Vec3, spacing: Vec3, withinMm = Infinity): Float32Array {
+  const reach = withinMm * withinMm
+  const squared = new Float32Array(mask.length)
+  alongRows(mask, squared, size[0], spacing[0], reach)
   const strides = [1, size[0], size[0] * size[1]]
-  for (let axis = 0; axis < 3; axis++) {
+  for (const axis of [1, 2]) {
     const n = size[axis] as number
     const stride = strides[axis] as number
     const s = spacing[axis] as number
@@ -22,15 +27,44 @@ export function distanceToMaskMm(mask: Uint8Array, size: Vec3, spacing: Vec3): F
     for (let b = 0; b < (size[v] as number); b++) {
       for (let a = 0; a < (size[u] as number); a++) {
         const base = a * (strides[u] as number) + b * (strides[v] as number)
-        for (let i = 0; i < n; i++) line[i] = squared[base + i * stride] as number
+        let any = false
+        for (let i = 0; i < n; i++) {
+          const value = squared[base + i * stride] as number
+          line[i] = value
+          if (value !== Infinity) any = true
+        }
+        // Nothing within reach on this line: every distance on it stays beyond reach.
+        if (!any) continue
         lowerEnvelope(line, out, hull, bounds, s)
-        for (let i = 0; i < n; i++) squared[base + i * stride] = out[i] as number
+        for (let i = 0; i < n; i++) {
+          const value = out[i] as number
+          squared[base + i * stride] = value > reach ? Infinity : value
+        }
       }
     }
   }
-  const distance = new Float32Array(mask.length)
-  for (let i = 0; i < mask.length; i++) distance[i] = Math.sqrt(squared[i] as number)
+  const distance = squared
+  for (let i = 0; i < distance.length; i++) distance[i] = Math.sqrt(distance[i] as number)
   return distance
+}
+
+/** The first axis, where each row only needs its nearest mask voxel on either side. */
+function alongRows(mask: Uint8Array, squared: Float32Array, n: number, spacing: number, reach: number): void {
+  const s2 = spacing * spacing
+  for (let base = 0; base < mask.length; base += n) {
+    let last = -Infinity
+    for (let i = 0; i < n; i++) {
+      if (mask[base + i]) last = i
+      const d = (i - last) * (i - last) * s2
+      squared[base + i] = d > reach ? Infinity : d
+    }
+    last = Infinity
+    for (let i = n - 1; i >= 0; i--) {
+      if (mask[base + i]) last = i
+      const d = (last - i) * (last - i) * s2
+      if (d < (squared[base + i] as number)) squared[base + i] = d
+    }
+  }
 }
 
 /** out[p] = min over q of f[q] + ((p - q) * spacing)^2. */
@@ -57,10 +91,6 @@ function lowerEnvelope(f: Float64Array, out: Float64Array, hull: Int32Array, bou
       hull[0] = q
       bounds[0] = -Infinity
     }
-  }
-  if (k < 0) {
-    out.fill(Infinity)
-    return
   }
   bounds[k + 1] = Infinity
   let j = 0

@@ -76,22 +76,42 @@ export function fromCanonicalVoxels<T extends VoxelArray>(data: T, transform: Ca
 }
 
 /**
+ * Where the canonical voxels lie in the stored array: canonical voxel (i, j, k) is stored at
+ * base + i * step[0] + j * step[1] + k * step[2]. Stages that visit every voxel read and write
+ * through this instead of reordering a copy of a 16-million-voxel volume.
+ */
+export interface CanonicalLayout {
+  /** Canonical size. */
+  size: Vec3
+  /** Signed stride, in the stored array, of each canonical axis. */
+  step: Vec3
+  base: number
+}
+
+export function canonicalLayout(transform: CanonicalTransform): CanonicalLayout {
+  const { axes, flipped, original } = transform
+  const [nx, ny] = original.size
+  const storedStrides = [1, nx, nx * ny]
+  let base = 0
+  axes.forEach((a, c) => {
+    if (flipped[c]) base += ((original.size[a] as number) - 1) * (storedStrides[a] as number)
+  })
+  return {
+    size: axes.map((a) => original.size[a] as number) as Vec3,
+    step: axes.map((a, c) => (flipped[c] ? -1 : 1) * (storedStrides[a] as number)) as Vec3,
+    base,
+  }
+}
+
+/**
  * Copies every voxel between the two layouts, row by row along canonical axis 0. Rows that are
  * contiguous in both layouts (axis 0 kept, not flipped) are block copies; this runs on every
  * 16-million-voxel volume several times per defacing, so it avoids a call per voxel.
  */
 function reorder(from: VoxelArray, to: VoxelArray, transform: CanonicalTransform, toCanonical: boolean): void {
-  const { axes, flipped, original } = transform
-  const [nx, ny] = original.size
-  const originalStrides = [1, nx, nx * ny]
-  const size = axes.map((a) => original.size[a] as number)
-  const step = axes.map((a, c) => (flipped[c] ? -1 : 1) * (originalStrides[a] as number))
-  let base = 0
-  axes.forEach((a, c) => {
-    if (flipped[c]) base += ((original.size[a] as number) - 1) * (originalStrides[a] as number)
-  })
-  const [s0, s1, s2] = step as [number, number, number]
-  const [n0, n1, n2] = size as [number, number, number]
+  const { size, step, base } = canonicalLayout(transform)
+  const [s0, s1, s2] = step
+  const [n0, n1, n2] = size
   let canonicalIndex = 0
   for (let k = 0; k < n2; k++) {
     for (let j = 0; j < n1; j++) {

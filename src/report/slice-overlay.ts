@@ -3,9 +3,9 @@
  * removed in red and the protected brain in green, so that "face gone, brain untouched" can be
  * seen at a glance rather than taken on trust.
  */
-import type { Volume } from '../io/volume.js'
-import { realIntensities } from '../io/volume.js'
-import { canonicalGeometry, canonicalTransformOf, toCanonicalVoxels } from '../io/canonical-grid.js'
+import type { Vec3, Volume } from '../io/volume.js'
+import { canonicalGeometry, canonicalLayout, canonicalTransformOf } from '../io/canonical-grid.js'
+import { weightAt, type RemovalWeight } from '../deface/deface-volume.js'
 import { LABELS } from '../segment/segment-head.js'
 
 export interface RgbImage {
@@ -23,30 +23,32 @@ const BRAIN_ALPHA = 0.25
 
 /**
  * Columns run from the patient's front (left of the image) to the back, rows from the top of
- * the head down, as a sagittal slice is usually shown. `weight` is the per-voxel removal weight
+ * the head down, as a sagittal slice is usually shown. `weight` is the removal weight
  * (0 untouched, 1 replaced) and `labels` the segmentation, both in the volume's own layout.
  */
-export function sagittalOverlay(volume: Volume, weight: Float32Array, labels: Uint8Array): RgbImage {
+export function sagittalOverlay(volume: Volume, weight: RemovalWeight, labels: Uint8Array): RgbImage {
   const transform = canonicalTransformOf(volume)
-  const { size, spacing } = canonicalGeometry(transform)
-  const intensities = toCanonicalVoxels(realIntensities(volume), transform)
-  const w = toCanonicalVoxels(weight, transform)
-  const l = toCanonicalVoxels(labels, transform)
-  const [nx, ny, nz] = size
-  const x = midlineColumn(l, size)
+  const { spacing } = canonicalGeometry(transform)
+  // Only one slice is shown, so it is read through the stored layout rather than from a reordered copy.
+  const stored = canonicalLayout(transform)
+  const [, ny, nz] = stored.size
+  const x = midlineColumn(labels, volume.size, transform.axes[0], transform.flipped[0])
+  const storedIndex = (y: number, z: number) => stored.base + x * stored.step[0] + y * stored.step[1] + z * stored.step[2]
+  const slope = volume.scaling?.slope ?? 1
+  const intercept = volume.scaling?.intercept ?? 0
   const slice = new Float32Array(ny * nz)
-  for (let z = 0; z < nz; z++) for (let y = 0; y < ny; y++) slice[z * ny + y] = intensities[x + nx * (y + ny * z)] as number
+  for (let z = 0; z < nz; z++) for (let y = 0; y < ny; y++) slice[z * ny + y] = (volume.data[storedIndex(y, z)] as number) * slope + intercept
   const [lo, hi] = robustRange(slice)
   const data = new Uint8Array(ny * nz * 3)
   for (let row = 0; row < nz; row++) {
     const z = nz - 1 - row
     for (let column = 0; column < ny; column++) {
       const y = ny - 1 - column
-      const i = x + nx * (y + ny * z)
+      const i = storedIndex(y, z)
       const grey = Math.round(255 * Math.min(1, Math.max(0, ((slice[z * ny + y] as number) - lo) / (hi - lo))))
       let rgb: [number, number, number] = [grey, grey, grey]
-      if (l[i] === LABELS.brain) rgb = blend(rgb, BRAIN, BRAIN_ALPHA)
-      const removed = w[i] as number
+      if (labels[i] === LABELS.brain) rgb = blend(rgb, BRAIN, BRAIN_ALPHA)
+      const removed = weightAt(weight, i, volume.size)
       if (removed > 0) rgb = blend(rgb, REMOVED, 0.6 * removed)
       data.set(rgb, (row * ny + column) * 3)
     }
@@ -54,17 +56,22 @@ export function sagittalOverlay(volume: Volume, weight: Float32Array, labels: Ui
   return { width: ny, height: nz, data, pixelMm: [spacing[1], spacing[2]] }
 }
 
-/** Through the centre of the brain, or of the volume when there is none. */
-function midlineColumn(labels: Uint8Array, size: [number, number, number]): number {
-  const nx = size[0]
+/**
+ * The canonical left-right index through the centre of the brain, or of the volume when there is
+ * none. The stored axis `axis` runs left-right, reversed if `flipped`.
+ */
+function midlineColumn(labels: Uint8Array, size: Vec3, axis: number, flipped: boolean): number {
+  const n = size[axis] as number
+  const inner = axis === 0 ? 1 : axis === 1 ? size[0] : size[0] * size[1]
   let sum = 0
   let count = 0
   for (let i = 0; i < labels.length; i++) {
     if (labels[i] !== LABELS.brain) continue
-    sum += i % nx
+    const t = Math.floor(i / inner) % n
+    sum += flipped ? n - 1 - t : t
     count++
   }
-  return count === 0 ? Math.floor(nx / 2) : Math.round(sum / count)
+  return count === 0 ? Math.floor(n / 2) : Math.round(sum / count)
 }
 
 function robustRange(values: Float32Array): [number, number] {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import type { Vec3 } from '../io/volume.js'
+import { toCanonicalVoxels, type CanonicalTransform } from '../io/canonical-grid.js'
 import { gaussianBlur3d } from './gaussian-blur.js'
-import { MODEL_GRID_SIZE, labelsFromModelGrid, normaliseIntensities, placeGrid, resampleToModelGrid } from './model-grid.js'
+import { MODEL_GRID_SIZE, headCentreMm, labelsFromModelGrid, percentiles, normaliseIntensities, placeGrid, resampleToModelGrid } from './model-grid.js'
 
 describe('Gaussian blur', () => {
   it('matches scipy.ndimage.gaussian_filter (reflect, truncate 4)', () => {
@@ -20,7 +21,7 @@ describe('model grid', () => {
     const size: Vec3 = [n, n, n]
     const data = Float32Array.from({ length: n ** 3 }, (_, i) => i % 97)
     const centre = ((n - 1) / 2) * 2.5
-    const grid = resampleToModelGrid(data, size, placeGrid([centre, centre, centre], [2.5, 2.5, 2.5]))
+    const grid = resampleToModelGrid(data, storedCanonically(size, [2.5, 2.5, 2.5]), placeGrid([centre, centre, centre], [2.5, 2.5, 2.5]))
     // Input is x-fastest; the model grid is z-fastest ([x][y][z]).
     for (const [x, y, z] of [[0, 0, 0], [5, 17, 90], [95, 3, 40]] as Vec3[]) {
       expect(grid[(x * n + y) * n + z]).toBeCloseTo(data[x + n * (y + n * z)] as number, 4)
@@ -35,7 +36,7 @@ describe('model grid', () => {
     let seed = 7
     const data = Float32Array.from({ length: size[0] * size[1] * size[2] }, () => ((seed = (seed * 16807) % 2147483647) / 2147483647) * 100)
     const placement = placeGrid([30, 40, 50], zooms)
-    const fast = resampleToModelGrid(data, size, placement)
+    const fast = resampleToModelGrid(data, storedCanonically(size, zooms), placement)
     const sigma = zooms.map((z) => Math.max(2.5 / z - 1, 0) * 0.5) as Vec3
     const blurred = gaussianBlur3d(data, size, sigma)
     const n = MODEL_GRID_SIZE
@@ -58,6 +59,18 @@ describe('model grid', () => {
       }
     }
     expect(worst).toBeLessThan(1e-3)
+  })
+
+  it('selects the same percentiles as sorting does, duplicates included', () => {
+    let seed = 3
+    const values = Float32Array.from({ length: 20011 }, () => Math.floor(((seed = (seed * 16807) % 2147483647) / 2147483647) * 500))
+    const sorted = values.slice().sort()
+    const numpy = (p: number) => {
+      const position = (p / 100) * (sorted.length - 1)
+      const lower = Math.floor(position)
+      return (sorted[lower] as number) + ((sorted[lower + 1] as number) - (sorted[lower] as number)) * (position - lower)
+    }
+    for (const ps of [[0.5, 99.5], [13.3, 71.9], [0, 99.99]] as [number, number][]) expect(percentiles(values, ps)).toEqual([numpy(ps[0]), numpy(ps[1])])
   })
 
   it('normalises by the 0.5th and 99.5th percentiles into [0, 1]', () => {
@@ -86,7 +99,9 @@ describe('model grid', () => {
     const size: Vec3 = [37, 41, 29]
     const zooms: Vec3 = [3.1, 2.2, 4.3]
     const placement = placeGrid([50, 40, 60], zooms)
-    const labels = labelsFromModelGrid(probabilities, classes, size, placement)
+    const { labels, counts } = labelsFromModelGrid(probabilities, classes, storedCanonically(size, zooms), placement)
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(labels.length)
+    for (let c = 0; c < classes; c++) expect(counts[c]).toBe(labels.filter((l) => l === c).length)
     for (let trial = 0; trial < 400; trial++) {
       const [x, y, z] = [Math.floor(random() * size[0]), Math.floor(random() * size[1]), Math.floor(random() * size[2])]
       const g = [x, y, z].map((c, a) => (c * (zooms[a] as number) - (placement.offsetMm[a] as number)) / 2.5)
@@ -114,6 +129,54 @@ describe('model grid', () => {
     }
   })
 })
+
+describe('the model grid from any stored layout', () => {
+  // The canonical volume stored with its axes permuted and flipped: canonical axis c is stored axis axes[c].
+  const size: Vec3 = [70, 90, 40]
+  const zooms: Vec3 = [1, 0.8, 2.5]
+  const canonical = storedCanonically(size, zooms)
+  const axes: [number, number, number] = [2, 0, 1]
+  const flipped: [boolean, boolean, boolean] = [true, false, true]
+  const storedSize = [0, 1, 2].map((d) => size[axes.indexOf(d)] as number) as Vec3
+  const storedZooms = [0, 1, 2].map((d) => zooms[axes.indexOf(d)] as number) as Vec3
+  const stored: CanonicalTransform = { axes, flipped, original: { ...storedCanonically(storedSize, storedZooms).original } }
+  let seed = 11
+  const data = Int16Array.from({ length: size[0] * size[1] * size[2] }, () => ((seed = (seed * 16807) % 2147483647) % 2000) - 300)
+  // fromCanonicalVoxels of the stored transform: reorder via its inverse.
+  const storedData = new Int16Array(data.length)
+  const toStored = toCanonicalVoxels(Int32Array.from({ length: data.length }, (_, i) => i), stored)
+  toStored.forEach((storedIndex, canonicalIndex) => (storedData[storedIndex] = data[canonicalIndex] as number))
+  const placement = placeGrid([30, 40, 50], zooms)
+
+  it('resamples to the same grid, bit for bit', () => {
+    const a = resampleToModelGrid(data, canonical, placement, { slope: 0.5, intercept: 7 })
+    const b = resampleToModelGrid(storedData, stored, placement, { slope: 0.5, intercept: 7 })
+    expect(Buffer.from(b.buffer).equals(Buffer.from(a.buffer))).toBe(true)
+    expect(headCentreMm(storedData, stored)).toEqual(headCentreMm(data, canonical))
+  })
+
+  it('gives the same labels, in the stored layout', () => {
+    const n = MODEL_GRID_SIZE
+    const cells = n ** 3
+    const logits = new Float32Array(3 * cells)
+    for (let v = 0; v < cells; v++) {
+      const [i, j, k] = [Math.floor(v / (n * n)), Math.floor(v / n) % n, v % n]
+      logits[v] = Math.sin(i / 5)
+      logits[cells + v] = Math.cos(j / 4)
+      logits[2 * cells + v] = Math.sin((i + k) / 6)
+    }
+    const probabilities = softmaxOverClasses(logits, 3)
+    const a = labelsFromModelGrid(probabilities, 3, canonical, placement)
+    const b = labelsFromModelGrid(probabilities, 3, stored, placement)
+    expect(b.counts).toEqual(a.counts)
+    expect(Buffer.from(toCanonicalVoxels(b.labels, stored)).equals(Buffer.from(a.labels))).toBe(true)
+  })
+})
+
+/** The canonical (RAS) voxel layout itself: LPS directions of -x, -y, +z. */
+function storedCanonically(size: Vec3, spacing: Vec3): CanonicalTransform {
+  return { axes: [0, 1, 2], flipped: [false, false, false], original: { size, spacing, origin: [0, 0, 0], direction: [-1, 0, 0, 0, -1, 0, 0, 0, 1] } }
+}
 
 /** In-place softmax over the class axis of [class][voxel] logits. */
 function softmaxOverClasses(logits: Float32Array, classes: number): Float32Array {

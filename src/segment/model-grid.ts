@@ -4,7 +4,8 @@
  * models/train/common.py step for step, because a model is only as good as the match between
  * what it was trained on and what it is given.
  */
-import type { Vec3 } from '../io/volume.js'
+import type { IntensityScaling, Vec3, VoxelArray } from '../io/volume.js'
+import type { CanonicalTransform } from '../io/canonical-grid.js'
 import { gaussianBlur3d, gaussianKernel, reflectIndex } from './gaussian-blur.js'
 
 export const MODEL_GRID_SIZE = 96
@@ -24,14 +25,17 @@ export function placeGrid(centreMm: Vec3, zooms: Vec3): GridPlacement {
 }
 
 /**
- * Centre of the bounding box of the head (the largest bright connected blob). Computed on
- * blocks of about 4 mm: the centre only needs to be good to a few mm, which training covers with
- * random shifts, and full resolution would cost a second on a 256^3 volume.
+ * Centre of the bounding box of the head (the largest bright connected blob), in mm of the
+ * canonical voxel frame. Computed on blocks of about 4 mm: the centre only needs to be good to a
+ * few mm, which training covers with random shifts, and full resolution would cost a second on a
+ * 256^3 volume. The blocks are summed straight from the stored voxels.
  */
-export function headCentreMm(data: Float32Array, size: Vec3, zooms: Vec3): Vec3 {
+export function headCentreMm(data: VoxelArray, transform: CanonicalTransform, scaling?: IntensityScaling): Vec3 {
+  const { size, spacing: zooms } = canonicalAxes(transform)
   const factor = zooms.map((z) => Math.max(1, Math.floor(4 / z))) as Vec3
   const small = size.map((n, i) => Math.ceil(n / (factor[i] as number))) as Vec3
-  const blocks = blockMean(data, size, factor, small)
+  const blocks = blockMean(data, transform, factor, small)
+  if (scaling !== undefined) for (let i = 0; i < blocks.length; i++) blocks[i] = (blocks[i] as number) * scaling.slope + scaling.intercept
   const smooth = gaussianBlur3d(blocks, small, [1, 1, 1])
   const [lo, hi] = percentiles(smooth, [0.5, 99.5])
   const threshold = lo + 0.1 * (hi - lo)
@@ -45,61 +49,121 @@ export function headCentreMm(data: Float32Array, size: Vec3, zooms: Vec3): Vec3 
   }) as Vec3
 }
 
+/** Size and voxel size of the canonical axes, and which stored axis each one is. */
+function canonicalAxes(transform: CanonicalTransform): { size: Vec3; spacing: Vec3; canonicalOf: Vec3 } {
+  const { axes, original } = transform
+  const canonicalOf: Vec3 = [0, 0, 0]
+  axes.forEach((a, c) => (canonicalOf[a] = c))
+  return {
+    size: axes.map((a) => original.size[a] as number) as Vec3,
+    spacing: axes.map((a) => original.spacing[a] as number) as Vec3,
+    canonicalOf,
+  }
+}
+
+/** For each index along stored axis `d`, its index along the canonical axis it is. */
+function canonicalIndexAlong(transform: CanonicalTransform, d: number): Int32Array {
+  const c = transform.axes.indexOf(d)
+  const n = transform.original.size[d] as number
+  const flipped = transform.flipped[c] as boolean
+  return Int32Array.from({ length: n }, (_, t) => (flipped ? n - 1 - t : t))
+}
+
 /**
- * Trilinear sampling onto the model grid, after a Gaussian pre-filter when downsampling. The
- * result is laid out [x][y][z] with z fastest, as the network's (N, C, X, Y, Z) input expects.
+ * Trilinear sampling onto the model grid, after a Gaussian pre-filter when downsampling, from the
+ * stored voxels of any layout. The result is laid out [x][y][z] with z fastest, as the network's
+ * (N, C, X, Y, Z) input expects.
  *
  * Blur and interpolation are both separable and linear, so each axis is one small weight matrix
  * (output sample x source voxel) and the resampling is three contractions, one per axis. That
- * gives exactly the blurred-then-sampled values without blurring the voxels no sample reads: on a
- * 256^3 input it is several times quicker than blurring the whole volume first.
+ * gives exactly the blurred-then-sampled values without blurring the voxels no sample reads.
+ * The contractions run over the stored array in its own order, canonical x first, then y, then
+ * z, each output summed in double precision in canonical tap order whatever the loop order, so
+ * the same head stored with its axes permuted or flipped gives the same grid, bit for bit.
  */
-export function resampleToModelGrid(data: Float32Array, size: Vec3, placement: GridPlacement): Float32Array {
+export function resampleToModelGrid(data: VoxelArray, transform: CanonicalTransform, placement: GridPlacement, scaling?: IntensityScaling): Float32Array {
   const { zooms, offsetMm } = placement
   const n = MODEL_GRID_SIZE
-  const [wx, wy, wz] = [0, 1, 2].map((a) => {
-    const zoom = zooms[a] as number
+  const { size } = canonicalAxes(transform)
+  const weights = [0, 1, 2].map((c) => {
+    const zoom = zooms[c] as number
     const sigma = Math.max(MODEL_GRID_SPACING / zoom - 1, 0) * 0.5
-    return axisWeights(n, (i) => ((offsetMm[a] as number) + i * MODEL_GRID_SPACING) / zoom, size[a] as number, sigma)
-  }) as [AxisWeights, AxisWeights, AxisWeights]
-  const [nx, ny, nz] = size
-  // x contracted: alongX[(z * ny + y) * n + i]
-  const alongX = new Float32Array(nz * ny * n)
-  for (let row = 0; row < ny * nz; row++) {
-    const base = row * nx
-    for (let i = 0; i < n; i++) {
-      const start = wx.start[i] as number
-      const taps = wx.taps[i] as Float32Array
-      let sum = 0
-      for (let t = 0; t < taps.length; t++) sum += (taps[t] as number) * (data[base + start + t] as number)
-      alongX[row * n + i] = sum
-    }
+    return axisWeights(n, (i) => ((offsetMm[c] as number) + i * MODEL_GRID_SPACING) / zoom, size[c] as number, sigma)
+  })
+  let current: ArrayLike<number> = data
+  const dims = [...transform.original.size] as Vec3
+  for (let c = 0; c < 3; c++) {
+    const d = transform.axes[c] as number
+    current = contract(current, dims, d, weights[c] as AxisWeights, canonicalIndexAlong(transform, d))
+    dims[d] = n
   }
-  // y contracted: alongY[(z * n + j) * n + i]
-  const alongY = new Float32Array(nz * n * n)
-  for (let z = 0; z < nz; z++) {
-    for (let j = 0; j < n; j++) {
-      const target = (z * n + j) * n
-      const start = wy.start[j] as number
-      const taps = wy.taps[j] as Float32Array
-      for (let t = 0; t < taps.length; t++) {
-        const w = taps[t] as number
-        const source = (z * ny + start + t) * n
-        for (let i = 0; i < n; i++) alongY[target + i] = (alongY[target + i] as number) + w * (alongX[source + i] as number)
-      }
-    }
-  }
-  // z contracted, into [x][y][z] order
+  const storedStride = [1, n, n * n]
+  const [sx, sy, sz] = transform.axes.map((a) => storedStride[a] as number) as Vec3
+  const inside = weights.map((w) => w.taps.map((taps) => taps.length > 0))
+  const [ix, iy, iz] = inside as [boolean[], boolean[], boolean[]]
+  const slope = scaling?.slope ?? 1
+  const intercept = scaling?.intercept ?? 0
   const out = new Float32Array(n * n * n)
-  for (let k = 0; k < n; k++) {
-    const start = wz.start[k] as number
-    const taps = wz.taps[k] as Float32Array
-    for (let t = 0; t < taps.length; t++) {
-      const w = taps[t] as number
-      const plane = (start + t) * n * n
-      for (let j = 0; j < n; j++) {
-        for (let i = 0; i < n; i++) out[(i * n + j) * n + k] = (out[(i * n + j) * n + k] as number) + w * (alongY[plane + j * n + i] as number)
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      for (let k = 0; k < n; k++) {
+        const stored = current[i * sx + j * sy + k * sz] as number
+        // A sample outside the volume is background (0), whatever the scaling.
+        out[(i * n + j) * n + k] = ix[i] && iy[j] && iz[k] ? stored * slope + intercept : 0
       }
+    }
+  }
+  return out
+}
+
+/**
+ * One axis of the resampling: along stored axis `axis`, output sample i is the weighted sum of
+ * the source voxels its taps cover (canonical positions, found in the array at `position`).
+ */
+function contract(source: ArrayLike<number>, dims: Vec3, axis: number, weights: AxisWeights, position: Int32Array): Float32Array {
+  const length = dims[axis] as number
+  const count = weights.start.length
+  const inner = axis === 0 ? 1 : axis === 1 ? dims[0] : dims[0] * dims[1]
+  const outer = source.length / (length * inner)
+  const out = new Float32Array(outer * count * inner)
+  // The taps of all samples in flat arrays, sample i's from i * width, at their stored positions.
+  const width = Math.max(0, ...weights.taps.map((t) => t.length))
+  const tapCount = Int32Array.from(weights.taps, (t) => t.length)
+  const tapWeight = new Float64Array(count * width)
+  const tapPosition = new Int32Array(count * width)
+  weights.taps.forEach((taps, i) => {
+    taps.forEach((w, t) => {
+      tapWeight[i * width + t] = w
+      tapPosition[i * width + t] = position[(weights.start[i] as number) + t] as number
+    })
+  })
+  if (inner === 1) {
+    for (let o = 0; o < outer; o++) {
+      const base = o * length
+      for (let i = 0; i < count; i++) {
+        const first = i * width
+        const last = first + (tapCount[i] as number)
+        let sum = 0
+        for (let t = first; t < last; t++) sum += (tapWeight[t] as number) * (source[base + (tapPosition[t] as number)] as number)
+        out[o * count + i] = sum
+      }
+    }
+    return out
+  }
+  // Along a slower axis, whole contiguous rows are weighted and added, which keeps memory access linear.
+  const sum = new Float64Array(inner)
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < count; i++) {
+      const first = i * width
+      const last = first + (tapCount[i] as number)
+      if (last === first) continue
+      sum.fill(0)
+      for (let t = first; t < last; t++) {
+        const w = tapWeight[t] as number
+        const from = (o * length + (tapPosition[t] as number)) * inner
+        for (let e = 0; e < inner; e++) sum[e] = (sum[e] as number) + w * (source[from + e] as number)
+      }
+      out.set(sum, (o * count + i) * inner)
     }
   }
   return out
@@ -159,13 +223,21 @@ export function normaliseIntensities(grid: Float32Array): Float32Array {
   return out
 }
 
+/** Labels on the input's own grid and layout, and how many voxels carry each class. */
+export interface GridLabels {
+  labels: Uint8Array
+  counts: number[]
+}
+
 /**
- * Class labels on the canonical input grid from per-class probabilities on the model grid
- * ([class][x][y][z]), by trilinear interpolation of the probabilities, so boundaries follow the
- * model's smooth output rather than its 2.5 mm blocks. Where all eight neighbouring grid points
- * agree, their convex combination has the same winner, so only boundary voxels are interpolated.
+ * Class labels on the input grid, in the stored layout, from per-class probabilities on the model
+ * grid ([class][x][y][z]), by trilinear interpolation of the probabilities, so boundaries follow
+ * the model's smooth output rather than its 2.5 mm blocks. Where all eight neighbouring grid
+ * points agree, their convex combination has the same winner, so only boundary voxels are
+ * interpolated; the rest are filled a run at a time. Each voxel's sum is formed in canonical
+ * order, so a permuted or flipped layout gives the same labels, permuted and flipped alike.
  */
-export function labelsFromModelGrid(probabilities: Float32Array, classes: number, size: Vec3, placement: GridPlacement): Uint8Array {
+export function labelsFromModelGrid(probabilities: Float32Array, classes: number, transform: CanonicalTransform, placement: GridPlacement): GridLabels {
   const n = MODEL_GRID_SIZE
   const cells = n * n * n
   const winner = new Uint8Array(cells)
@@ -175,76 +247,143 @@ export function labelsFromModelGrid(probabilities: Float32Array, classes: number
     winner[v] = best
   }
   const { zooms, offsetMm } = placement
-  const axes = [0, 1, 2].map((a) =>
-    axisSamples(size[a] as number, (i) => (i * (zooms[a] as number) - (offsetMm[a] as number)) / MODEL_GRID_SPACING, n),
+  const { size, canonicalOf } = canonicalAxes(transform)
+  const canonicalSamples = [0, 1, 2].map((c) =>
+    axisSamples(size[c] as number, (i) => (i * (zooms[c] as number) - (offsetMm[c] as number)) / MODEL_GRID_SPACING, n),
   )
-  const [ax, ay, az] = axes as [AxisSamples, AxisSamples, AxisSamples]
-  const [nx, ny, nz] = size
-  const labels = new Uint8Array(nx * ny * nz)
+  // Per stored axis: the grid sample each stored index falls on.
+  const [s0, s1, s2] = [0, 1, 2].map((d) => {
+    const samples = canonicalSamples[canonicalOf[d] as number] as AxisSamples
+    const position = canonicalIndexAlong(transform, d)
+    return {
+      index: position.map((u) => samples.index[u] as number),
+      weight: Float32Array.from(position, (u) => samples.weight[u] as number),
+      inside: Uint8Array.from(position, (u) => samples.inside[u] as number),
+    }
+  }) as [AxisSamples, AxisSamples, AxisSamples]
+  const [c0, c1, c2] = canonicalOf
+  const runs = runsOfOneCell(s0)
+  const agreed = agreedCellLabels(winner)
+  const gridStride = [n * n, n, 1]
+  const [g0, g1, g2] = [gridStride[c0 as number], gridStride[c1 as number], gridStride[c2 as number]] as [number, number, number]
+  const [n0, n1, n2] = transform.original.size
+  const labels = new Uint8Array(n0 * n1 * n2)
+  const counts = new Array<number>(classes).fill(0)
+  // Grid index below and above, and weight of the one above, along canonical x, y and z.
+  const below = new Int32Array(3)
+  const above = new Int32Array(3)
+  const frac = new Float32Array(3)
   const corner = new Int32Array(8)
   const weight = new Float32Array(8)
-  for (let z = 0; z < nz; z++) {
-    if (!az.inside[z]) continue
-    const k0 = az.index[z] as number
-    const k1 = Math.min(k0 + 1, n - 1)
-    const wz = az.weight[z] as number
-    for (let y = 0; y < ny; y++) {
-      if (!ay.inside[y]) continue
-      const j0 = ay.index[y] as number
-      const j1 = Math.min(j0 + 1, n - 1)
-      const wy = ay.weight[y] as number
-      const row = nx * (y + ny * z)
-      // Whether the eight neighbours agree depends only on the grid cell, which spans several
-      // input voxels along x, so it is worked out once per cell.
-      let cell = -1
-      let cellLabel = -1
-      for (let x = 0; x < nx; x++) {
-        if (!ax.inside[x]) continue
-        const i0 = ax.index[x] as number
-        const wx = ax.weight[x] as number
-        if (i0 !== cell) {
-          cell = i0
-          const i1 = Math.min(i0 + 1, n - 1)
-          corner[0] = (i0 * n + j0) * n + k0
-          corner[1] = (i1 * n + j0) * n + k0
-          corner[2] = (i0 * n + j1) * n + k0
-          corner[3] = (i1 * n + j1) * n + k0
-          corner[4] = (i0 * n + j0) * n + k1
-          corner[5] = (i1 * n + j0) * n + k1
-          corner[6] = (i0 * n + j1) * n + k1
-          corner[7] = (i1 * n + j1) * n + k1
-          const first = winner[corner[0] as number] as number
-          let agree = true
-          for (let q = 1; q < 8 && agree; q++) agree = winner[corner[q] as number] === first
-          cellLabel = agree ? first : -1
-        }
-        if (cellLabel >= 0) {
-          labels[row + x] = cellLabel
+  const setAxis = (c: number, samples: AxisSamples, t: number) => {
+    below[c] = samples.index[t] as number
+    above[c] = Math.min((samples.index[t] as number) + 1, n - 1)
+    frac[c] = samples.weight[t] as number
+  }
+  for (let t2 = 0; t2 < n2; t2++) {
+    if (!s2.inside[t2]) continue
+    setAxis(c2, s2, t2)
+    for (let t1 = 0; t1 < n1; t1++) {
+      if (!s1.inside[t1]) continue
+      setAxis(c1, s1, t1)
+      const row = n0 * (t1 + n1 * t2)
+      const rowCell = (s1.index[t1] as number) * g1 + (s2.index[t2] as number) * g2
+      for (let r = 0; r < runs.length; r += 2) {
+        const first = runs[r] as number
+        const end = runs[r + 1] as number
+        const label = agreed[rowCell + (s0.index[first] as number) * g0] as number
+        if (label !== DISAGREE) {
+          for (let t0 = first; t0 < end; t0++) labels[row + t0] = label
+          counts[label] = (counts[label] as number) + end - first
           continue
         }
-        weight[0] = (1 - wx) * (1 - wy) * (1 - wz)
-        weight[1] = wx * (1 - wy) * (1 - wz)
-        weight[2] = (1 - wx) * wy * (1 - wz)
-        weight[3] = wx * wy * (1 - wz)
-        weight[4] = (1 - wx) * (1 - wy) * wz
-        weight[5] = wx * (1 - wy) * wz
-        weight[6] = (1 - wx) * wy * wz
-        weight[7] = wx * wy * wz
-        let best = 0
-        let bestP = -1
-        for (let c = 0; c < classes; c++) {
-          let p = 0
-          for (let q = 0; q < 8; q++) p += (weight[q] as number) * (probabilities[c * cells + (corner[q] as number)] as number)
-          if (p > bestP) {
-            bestP = p
-            best = c
-          }
+        setAxis(c0, s0, first)
+        for (let q = 0; q < 8; q++) {
+          const x = q & 1 ? above[0] : below[0]
+          const y = q & 2 ? above[1] : below[1]
+          const z = q & 4 ? above[2] : below[2]
+          corner[q] = ((x as number) * n + (y as number)) * n + (z as number)
         }
-        labels[row + x] = best
+        for (let t0 = first; t0 < end; t0++) {
+          frac[c0] = s0.weight[t0] as number
+          const wx = frac[0] as number
+          const wy = frac[1] as number
+          const wz = frac[2] as number
+          weight[0] = (1 - wx) * (1 - wy) * (1 - wz)
+          weight[1] = wx * (1 - wy) * (1 - wz)
+          weight[2] = (1 - wx) * wy * (1 - wz)
+          weight[3] = wx * wy * (1 - wz)
+          weight[4] = (1 - wx) * (1 - wy) * wz
+          weight[5] = wx * (1 - wy) * wz
+          weight[6] = (1 - wx) * wy * wz
+          weight[7] = wx * wy * wz
+          let best = 0
+          let bestP = -1
+          for (let c = 0; c < classes; c++) {
+            let p = 0
+            for (let q = 0; q < 8; q++) p += (weight[q] as number) * (probabilities[c * cells + (corner[q] as number)] as number)
+            if (p > bestP) {
+              bestP = p
+              best = c
+            }
+          }
+          labels[row + t0] = best
+          counts[best] = (counts[best] as number) + 1
+        }
       }
     }
   }
-  return labels
+  // Voxels outside the model grid stay background.
+  counts[0] = labels.length - counts.reduce((sum, count, c) => (c === 0 ? sum : sum + count), 0)
+  return { labels, counts }
+}
+
+const DISAGREE = 255
+
+/**
+ * For each grid cell (grid point and the next along each axis, clamped at the edge), the label
+ * all eight corners share, or DISAGREE.
+ */
+function agreedCellLabels(winner: Uint8Array): Uint8Array {
+  const n = MODEL_GRID_SIZE
+  const agreed = new Uint8Array(winner.length)
+  for (let i = 0; i < n; i++) {
+    const di = i < n - 1 ? n * n : 0
+    for (let j = 0; j < n; j++) {
+      const dj = j < n - 1 ? n : 0
+      for (let k = 0; k < n; k++) {
+        const v = (i * n + j) * n + k
+        const dk = k < n - 1 ? 1 : 0
+        const label = winner[v] as number
+        const same =
+          winner[v + dk] === label &&
+          winner[v + dj] === label &&
+          winner[v + dj + dk] === label &&
+          winner[v + di] === label &&
+          winner[v + di + dk] === label &&
+          winner[v + di + dj] === label &&
+          winner[v + di + dj + dk] === label
+        agreed[v] = same ? label : DISAGREE
+      }
+    }
+  }
+  return agreed
+}
+
+/** [start, end) pairs of consecutive inside indices that fall in the same grid cell. */
+function runsOfOneCell(samples: AxisSamples): Int32Array {
+  const runs: number[] = []
+  const length = samples.index.length
+  for (let t = 0; t < length; ) {
+    if (!samples.inside[t]) {
+      t++
+      continue
+    }
+    const start = t
+    while (t < length && samples.inside[t] && samples.index[t] === samples.index[start]) t++
+    runs.push(start, t)
+  }
+  return Int32Array.from(runs)
 }
 
 interface AxisSamples {
@@ -270,38 +409,93 @@ function axisSamples(count: number, coordinate: (i: number) => number, sourceLen
   return { index, weight, inside }
 }
 
-function blockMean(data: Float32Array, size: Vec3, factor: Vec3, small: Vec3): Float32Array {
-  const [nx, ny, nz] = size
-  const [fx, fy, fz] = factor
-  const [sx, sy] = small
-  const sum = new Float32Array(small[0] * small[1] * small[2])
-  const count = new Float32Array(sum.length)
-  for (let z = 0; z < nz; z++) {
-    const bz = Math.floor(z / fz)
-    for (let y = 0; y < ny; y++) {
-      const by = Math.floor(y / fy)
-      const row = nx * (y + ny * z)
-      const blockRow = sx * (by + sy * bz)
-      for (let x = 0; x < nx; x++) {
-        const b = blockRow + Math.floor(x / fx)
-        sum[b] = (sum[b] as number) + (data[row + x] as number)
-        count[b] = (count[b] as number) + 1
+/**
+ * Mean of each block of factor voxels (canonical axes) of the stored voxels. Sums are in double
+ * precision, exact for integer voxels, so the means do not depend on the order voxels come in.
+ */
+function blockMean(data: VoxelArray, transform: CanonicalTransform, factor: Vec3, small: Vec3): Float32Array {
+  const { canonicalOf } = canonicalAxes(transform)
+  const blockStride = [1, small[0], small[0] * small[1]]
+  // Per stored axis: the offset, among the blocks, that each stored index contributes.
+  const [b0, b1, b2] = [0, 1, 2].map((d) => {
+    const c = canonicalOf[d] as number
+    return canonicalIndexAlong(transform, d).map((u) => Math.floor(u / (factor[c] as number)) * (blockStride[c] as number))
+  }) as [Int32Array, Int32Array, Int32Array]
+  const [n0, n1, n2] = transform.original.size
+  const sum = new Float64Array(small[0] * small[1] * small[2])
+  let v = 0
+  for (let t2 = 0; t2 < n2; t2++) {
+    for (let t1 = 0; t1 < n1; t1++) {
+      const rowBlock = (b1[t1] as number) + (b2[t2] as number)
+      for (let t0 = 0; t0 < n0; t0++, v++) {
+        const b = rowBlock + (b0[t0] as number)
+        sum[b] = (sum[b] as number) + (data[v] as number)
       }
     }
   }
-  for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] as number) / Math.max(1, count[i] as number)
-  return sum
+  // Voxels per block along each canonical axis: f, or fewer in the last block.
+  const { size } = canonicalAxes(transform)
+  const [cx, cy, cz] = [0, 1, 2].map((c) =>
+    Float64Array.from({ length: small[c] as number }, (_, b) => Math.min(factor[c] as number, (size[c] as number) - b * (factor[c] as number))),
+  ) as [Float64Array, Float64Array, Float64Array]
+  const [sx, sy, sz] = small
+  const mean = new Float32Array(sum.length)
+  for (let z = 0, i = 0; z < sz; z++) for (let y = 0; y < sy; y++) for (let x = 0; x < sx; x++, i++) mean[i] = (sum[i] as number) / ((cx[x] as number) * (cy[y] as number) * (cz[z] as number))
+  return mean
 }
 
+/**
+ * numpy's linear percentiles. Only four order statistics are needed, so they are selected
+ * (quickselect, linear time) rather than the whole array sorted; the values are the same.
+ */
 export function percentiles(values: Float32Array, ps: [number, number]): [number, number] {
-  const sorted = values.slice().sort()
+  const work = values.slice()
+  // NaN breaks the comparisons selection relies on; sorting puts it last, as before.
+  const sorted = work.some(Number.isNaN) ? work.sort() : undefined
   const at = (p: number) => {
-    const position = (p / 100) * (sorted.length - 1)
+    const position = (p / 100) * (work.length - 1)
     const lower = Math.floor(position)
-    const upper = Math.min(lower + 1, sorted.length - 1)
-    return (sorted[lower] as number) + ((sorted[upper] as number) - (sorted[lower] as number)) * (position - lower)
+    const upper = Math.min(lower + 1, work.length - 1)
+    const below = sorted === undefined ? select(work, lower) : (sorted[lower] as number)
+    const above = sorted === undefined ? (upper === lower ? below : minimumFrom(work, upper)) : (sorted[upper] as number)
+    return below + (above - below) * (position - lower)
   }
   return [at(ps[0]), at(ps[1])]
+}
+
+/** The k-th smallest value; afterwards every value from k on is at least it. */
+function select(values: Float32Array, k: number): number {
+  let lo = 0
+  let hi = values.length - 1
+  while (hi > lo) {
+    const middle = (lo + hi) >> 1
+    // Median of three as the pivot keeps sorted and constant runs from going quadratic.
+    const [a, b, c] = [values[lo] as number, values[middle] as number, values[hi] as number]
+    const pivot = a < b ? (b < c ? b : a < c ? c : a) : a < c ? a : b < c ? c : b
+    let i = lo
+    let j = hi
+    while (i <= j) {
+      while ((values[i] as number) < pivot) i++
+      while ((values[j] as number) > pivot) j--
+      if (i <= j) {
+        const t = values[i] as number
+        values[i] = values[j] as number
+        values[j] = t
+        i++
+        j--
+      }
+    }
+    if (k <= j) hi = j
+    else if (k >= i) lo = i
+    else break
+  }
+  return values[k] as number
+}
+
+function minimumFrom(values: Float32Array, from: number): number {
+  let min = Infinity
+  for (let i = from; i < values.length; i++) if ((values[i] as number) < min) min = values[i] as number
+  return min
 }
 
 /** Bounding box [min, max] per axis of the largest 6-connected component above `threshold`. */

@@ -7,11 +7,10 @@ import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { existsSync } from 'node:fs'
 import * as ort from 'onnxruntime-node'
-import type { Vec3, Volume } from '../io/volume.js'
-import { realIntensities } from '../io/volume.js'
+import type { Volume } from '../io/volume.js'
 import { UnfaceError } from '../io/errors.js'
 import { distanceToMaskMm } from '../deface/distance-transform.js'
-import { canonicalTransformOf, canonicalGeometry, fromCanonicalVoxels, toCanonicalVoxels } from '../io/canonical-grid.js'
+import { canonicalTransformOf, canonicalGeometry } from '../io/canonical-grid.js'
 import {
   MODEL_GRID_SIZE,
   MODEL_GRID_SPACING,
@@ -73,10 +72,8 @@ export async function loadSegmentationModel(path: string = DEFAULT_MODEL_PATH, o
 export async function segmentHead(volume: Volume, model: SegmentationModel): Promise<Segmentation> {
   const t0 = performance.now()
   const transform = canonicalTransformOf(volume)
-  const canonical = canonicalGeometry(transform)
-  const intensities = toCanonicalVoxels(realIntensities(volume), transform)
-  const placement = placeGrid(headCentreMm(intensities, canonical.size, canonical.spacing), canonical.spacing)
-  const input = normaliseIntensities(resampleToModelGrid(intensities, canonical.size, placement))
+  const placement = placeGrid(headCentreMm(volume.data, transform, volume.scaling), canonicalGeometry(transform).spacing)
+  const input = normaliseIntensities(resampleToModelGrid(volume.data, transform, placement, volume.scaling))
   const t1 = performance.now()
 
   const n = MODEL_GRID_SIZE
@@ -88,9 +85,8 @@ export async function segmentHead(volume: Volume, model: SegmentationModel): Pro
 
   // The exported network ends in a softmax: its output is per-class probabilities.
   const probabilities = keepFaceFromBrain(output.data as Float32Array)
-  const canonicalLabels = labelsFromModelGrid(probabilities, CLASS_COUNT, canonical.size as Vec3, placement)
-  const labels = fromCanonicalVoxels(canonicalLabels, transform)
-  const counts = countLabels(labels)
+  const { labels, counts: classCounts } = labelsFromModelGrid(probabilities, CLASS_COUNT, transform, placement)
+  const counts = namedCounts(classCounts)
   if (isSkullStripped(counts)) relabelFaceAsHead(labels, counts)
   const t3 = performance.now()
   return {
@@ -112,7 +108,7 @@ function keepFaceFromBrain(probabilities: Float32Array): Float32Array {
   const cells = n * n * n
   const brain = new Uint8Array(cells)
   for (let v = 0; v < cells; v++) brain[v] = (probabilities[LABELS.brain * cells + v] as number) > BRAIN_SEED_PROBABILITY ? 1 : 0
-  const toBrain = distanceToMaskMm(brain, [n, n, n], [MODEL_GRID_SPACING, MODEL_GRID_SPACING, MODEL_GRID_SPACING])
+  const toBrain = distanceToMaskMm(brain, [n, n, n], [MODEL_GRID_SPACING, MODEL_GRID_SPACING, MODEL_GRID_SPACING], BRAIN_GAP_MM)
   const out = probabilities.slice()
   for (let v = 0; v < cells; v++) {
     if ((toBrain[v] as number) > BRAIN_GAP_MM) continue
@@ -140,9 +136,7 @@ function relabelFaceAsHead(labels: Uint8Array, counts: Record<LabelName, number>
   counts.ears = 0
 }
 
-function countLabels(labels: Uint8Array): Record<LabelName, number> {
-  const counts = new Array<number>(CLASS_COUNT).fill(0)
-  for (const label of labels) counts[label] = (counts[label] as number) + 1
+function namedCounts(counts: number[]): Record<LabelName, number> {
   const names = Object.keys(LABELS) as LabelName[]
   return Object.fromEntries(names.map((name) => [name, counts[LABELS[name]] as number])) as Record<LabelName, number>
 }
