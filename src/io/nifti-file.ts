@@ -26,7 +26,9 @@ export function niftiToVolume(fileBytes: Uint8Array, file: string, maxVoxels: nu
     ...(header.scaling === undefined ? {} : { scaling: header.scaling }),
     modality: guessModality(data, header.scaling),
     headerText: header.headerText,
-    source: { path: file, format: 'nifti', niftiHeader: header.bytes.slice(), notes: [] },
+    // A copy of its own: the bytes may be a view of the whole decompressed file (Buffer's slice
+    // shares memory), which would keep it alive and travel with every message the volume is in.
+    source: { path: file, format: 'nifti', niftiHeader: Uint8Array.from(header.bytes), notes: [] },
   }
 }
 

@@ -42,6 +42,17 @@ async function niftiHeaderOf(path: string) {
   return parseNiftiHeader(path.endsWith('.gz') ? gunzipSync(bytes) : bytes, path)
 }
 
+describe('a volume read from .nii.gz', () => {
+  it('holds nothing of the decompressed file but its own header and voxels, which are shared memory', async () => {
+    // Both go to the face check's thread with every scan: a view into the whole file would be
+    // copied there, and shared voxels are not copied at all.
+    const volume = await readVolume(join(import.meta.dirname, '..', '..', 'sample-volumes', 'IXI012-HH-1211_T1.nii.gz'))
+    const header = volume.source.niftiHeader as Uint8Array
+    expect(header.buffer.byteLength).toBe(header.byteLength)
+    expect(volume.data.buffer).toBeInstanceOf(SharedArrayBuffer)
+  })
+})
+
 describe('round trips of synthetic volumes (no ../shared needed)', () => {
   const oblique = rotation([10, -5, 25])
   for (const extension of ['.nii', '.nii.gz', '.nrrd', '.nhdr', '.mha', '.mhd']) {
