@@ -75,7 +75,10 @@ export function renderSkinViews(volume: Volume, options: RenderOptions = {}): Re
  */
 export function skinThreshold(volume: Volume, headMask?: Uint8Array): number {
   const { slope, intercept } = volume.scaling ?? { slope: 1, intercept: 0 }
-  const toReal = (stored: Float32Array) => stored.map((v) => v * slope + intercept)
+  const toReal = (stored: Float32Array) => {
+    for (let i = 0; i < stored.length; i++) stored[i] = (stored[i] as number) * slope + intercept
+    return stored
+  }
   if (headMask === undefined) return histogramThreshold(toReal(everyNth(volume.data, Math.ceil(volume.data.length / HISTOGRAM_SAMPLES))))
   if (headMask.length !== volume.data.length) throw new Error(`head mask has ${headMask.length} voxels, the volume ${volume.data.length}`)
   // The boundary is examined on the lattice the renderer samples, every factor-th voxel: as
@@ -412,9 +415,10 @@ function padWithAir(data: VoxelArray, size: Vec3, value: (stored: number) => num
  */
 function smooth(field: Float32Array, size: Vec3): Float32Array {
   const [nx, ny, nz] = size
-  let current = field
+  // Two buffers in turn; `field` is overwritten. The padding is the same in both and never written.
+  let current: Float32Array = field
+  let out: Float32Array = field.slice()
   for (const stride of [1, nx, nx * ny]) {
-    const out = current.slice()
     for (let z = 1; z < nz - 1; z++) {
       for (let y = 1; y < ny - 1; y++) {
         const row = nx * (y + ny * z)
@@ -423,7 +427,7 @@ function smooth(field: Float32Array, size: Vec3): Float32Array {
         }
       }
     }
-    current = out
+    ;[current, out] = [out, current]
   }
   return current
 }
