@@ -31,9 +31,11 @@ export interface Models {
 }
 
 export async function loadModels(options: { verify?: boolean; segmentationModelPath?: string; threads?: number } = {}): Promise<Models> {
+  // The face check's thread starts first: it loads its networks while everything else goes on.
+  const faceCheck = options.verify === false ? undefined : startFaceCheckThread()
+  faceCheck?.catch(() => undefined)
   const segmentation = await loadSegmentationModel(options.segmentationModelPath, options.threads === undefined ? {} : { threads: options.threads })
-  if (options.verify === false) return { segmentation }
-  return { segmentation, faceCheck: await startFaceCheckThread() }
+  return faceCheck === undefined ? { segmentation } : { segmentation, faceCheck: await faceCheck }
 }
 
 export interface DefaceOptions extends ReadOptions {
@@ -89,11 +91,14 @@ export async function defaceFile(input: string, options: DefaceOptions = {}): Pr
     brainMarginMm: options.brainMarginMm ?? DEFAULT_DEFACE_SETTINGS.brainMarginMm,
     ears: options.ears ?? DEFAULT_DEFACE_SETTINGS.ears,
   }
-  const models = options.models ?? (await timed('load models', () => loadModels({ verify })))
+  // The networks load on their own threads while this one reads the volume.
+  const loading = options.models === undefined ? timed('load models', () => loadModels({ verify })) : Promise.resolve(options.models)
+  loading.catch(() => undefined)
+  const volume = await timed('read', () => readVolume(input, options))
+  const models = await loading
   const faceCheck = verify ? models.faceCheck : undefined
   // Verification asked for but impossible must stop here, never fall through to an unverified release.
   if (verify && faceCheck === undefined) throw new UnfaceError('cannot verify: the models were loaded without the face check', { file: input })
-  const volume = await timed('read', () => readVolume(input, options))
   // From here the original's renders and face detections run on the face check's own thread.
   const pending = faceCheck?.observe(volume)
   let labels: Uint8Array
