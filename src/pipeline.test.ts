@@ -112,3 +112,18 @@ describeWithSharedData('defaceFile on the skull-stripped control', () => {
     expect(Buffer.from(written.data.buffer, written.data.byteOffset, written.data.byteLength).equals(Buffer.from(original.data.buffer, original.data.byteOffset, original.data.byteLength))).toBe(true)
   })
 })
+
+describeWithSharedData('defacing the heads that need the face region deeper than the network puts it', () => {
+  // With only the network's face removed, the orbits and the nasal cavity left behind showed a face
+  // to the detector from one view on each of these (yaw -30 pitch +20, and yaw 0 pitch -20).
+  for (const head of ['IXI206-HH-1650_T1', 'Subj1_T1']) {
+    it(`${head}: PASS, released, no brain voxel changed`, async () => {
+      const output = join(dir, `${head}_defaced.nii.gz`)
+      const result = await defaceFile(sharedPath('heads', `${head}.nii.gz`), { output, models })
+      expect(result.verdict).toBe('PASS')
+      expect(result.released).toBe(true)
+      expect(result.views.every((v) => !v.defacedFace && !v.identified)).toBe(true)
+      expect(result.voxels.brainChanged).toBe(0)
+    }, 60_000)
+  }
+})
