@@ -32,6 +32,21 @@ describe('distance to a mask', () => {
   })
 })
 
+describe('distance to a mask, within a reach', () => {
+  it('is exact up to the reach and Infinity beyond it, whatever part of the volume the mask fills', () => {
+    const size: Vec3 = [40, 30, 20]
+    const spacing: Vec3 = [1, 1.5, 2]
+    const mask = new Uint8Array(40 * 30 * 20)
+    for (const [x, y, z] of [[30, 20, 12], [33, 22, 14], [5, 3, 2]] as Vec3[]) mask[x + 40 * (y + 30 * z)] = 1
+    const exact = distanceToMaskMm(mask, size, spacing)
+    for (const reach of [4, 9]) {
+      const capped = distanceToMaskMm(mask, size, spacing, reach)
+      capped.forEach((d, i) => expect(d).toBe((exact[i] as number) <= reach ? (exact[i] as number) : Infinity))
+    }
+    expect(distanceToMaskMm(new Uint8Array(mask.length), size, spacing, 5).every((d) => d === Infinity)).toBe(true)
+  })
+})
+
 describe('defacing a phantom', () => {
   const phantom = makeHeadPhantom({ contrast: 'T1', orientation: 'PSR', spacing: [2, 2, 2], noise: 4, seed: 2 })
   const labels = labelMap(phantom)

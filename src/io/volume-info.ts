@@ -24,7 +24,9 @@ export function volumeInfo(volume: Volume): VolumeInfo {
   const intercept = volume.scaling?.intercept ?? 0
   let min = Infinity
   let max = -Infinity
-  for (const value of volume.data) {
+  const { data } = volume
+  for (let i = 0; i < data.length; i++) {
+    const value = data[i] as number
     if (value < min) min = value
     if (value > max) max = value
   }
