@@ -1,20 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import type { Vec3 } from '../io/volume.js'
 import { LABELS } from '../segment/segment-head.js'
-import { makeHeadPhantom, type HeadPhantom } from '../../test/phantom/head-phantom.js'
+import { makeHeadPhantom, phantomLabelMap } from '../../test/phantom/head-phantom.js'
 import { defaceVolume, weightAt } from './deface-volume.js'
 import { distanceToMaskMm } from './distance-transform.js'
-
-function labelMap({ labels }: HeadPhantom): Uint8Array {
-  const out = new Uint8Array(labels.head.length)
-  for (let i = 0; i < out.length; i++) {
-    if (labels.brain[i]) out[i] = LABELS.brain
-    else if (labels.face[i]) out[i] = LABELS.face
-    else if (labels.ears[i]) out[i] = LABELS.ears
-    else if (labels.head[i]) out[i] = LABELS.head
-  }
-  return out
-}
 
 describe('distance to a mask', () => {
   it('is the exact Euclidean distance in mm on anisotropic grids', () => {
@@ -49,7 +38,7 @@ describe('distance to a mask, within a reach', () => {
 
 describe('defacing a phantom', () => {
   const phantom = makeHeadPhantom({ contrast: 'T1', orientation: 'PSR', spacing: [2, 2, 2], noise: 4, seed: 2 })
-  const labels = labelMap(phantom)
+  const labels = phantomLabelMap(phantom)
 
   for (const mode of ['remove', 'blur'] as const) {
     it(`${mode}: changes only voxels of the face mask, never the brain or its margin`, () => {
@@ -111,14 +100,14 @@ describe('defacing a phantom', () => {
 
   it('a CT phantom gets air (about -1000 HU), not 0', () => {
     const ct = makeHeadPhantom({ contrast: 'CT', orientation: 'LPS', spacing: [2, 2, 2] })
-    const result = defaceVolume(ct.volume, labelMap(ct), { mode: 'remove', brainMarginMm: 5, ears: false })
+    const result = defaceVolume(ct.volume, phantomLabelMap(ct), { mode: 'remove', brainMarginMm: 5, ears: false })
     expect(result.backgroundValue).toBeCloseTo(-1000, 0)
     expect(result.brainVoxelsChanged).toBe(0)
   })
 
   it('no face: the output is the input, voxel for voxel', () => {
     const control = makeHeadPhantom({ contrast: 'T1', orientation: 'RAS', face: false })
-    const result = defaceVolume(control.volume, labelMap(control), { mode: 'remove', brainMarginMm: 5, ears: true })
+    const result = defaceVolume(control.volume, phantomLabelMap(control), { mode: 'remove', brainMarginMm: 5, ears: true })
     expect(result.faceFound).toBe(false)
     expect(result.changedVoxels).toBe(0)
     expect(result.volume.data).toBe(control.volume.data)

@@ -8,6 +8,7 @@ import { allocateVoxels, voxelCount, withVoxels } from '../io/volume.js'
 import { gaussianBlur3d } from '../segment/gaussian-blur.js'
 import { LABELS } from '../segment/segment-head.js'
 import { distanceToMaskMm } from './distance-transform.js'
+import { boxAround, crop, grow, paste, within, type Box } from './voxel-box.js'
 
 export type DefaceMode = 'remove' | 'blur'
 
@@ -157,73 +158,6 @@ function blurredWithNoise(real: Float32Array, size: Vec3, sigma: Vec3, removal: 
     blurred[i] = (blurred[i] as number) + gaussian * spread
   }
   return blurred
-}
-
-/** A box of voxels: first corner and size per axis. */
-export interface Box {
-  start: Vec3
-  size: Vec3
-}
-
-/** The smallest box holding every voxel whose label passes `test`; undefined when there is none. */
-function boxAround(labels: Uint8Array, size: Vec3, test: (label: number) => boolean): Box | undefined {
-  const [nx, ny, nz] = size
-  const min: Vec3 = [nx, ny, nz]
-  const max: Vec3 = [-1, -1, -1]
-  for (let z = 0; z < nz; z++) {
-    for (let y = 0; y < ny; y++) {
-      const row = nx * (y + ny * z)
-      let first = -1
-      let last = -1
-      for (let x = 0; x < nx; x++) {
-        if (!test(labels[row + x] as number)) continue
-        if (first < 0) first = x
-        last = x
-      }
-      if (first < 0) continue
-      min[0] = Math.min(min[0], first)
-      max[0] = Math.max(max[0], last)
-      min[1] = Math.min(min[1], y)
-      max[1] = Math.max(max[1], y)
-      min[2] = Math.min(min[2], z)
-      max[2] = Math.max(max[2], z)
-    }
-  }
-  if (max[0] < 0) return undefined
-  return { start: min, size: [0, 1, 2].map((a) => (max[a] as number) - (min[a] as number) + 1) as Vec3 }
-}
-
-/** `inner` (a box of the volume) in the coordinates of the larger box `outer`. */
-function within(inner: Box, outer: Box): Box {
-  return { start: inner.start.map((s, a) => s - (outer.start[a] as number)) as Vec3, size: inner.size }
-}
-
-function grow(box: Box, size: Vec3, by: Vec3): Box {
-  const start = box.start.map((s, a) => Math.max(0, s - (by[a] as number))) as Vec3
-  const end = box.start.map((s, a) => Math.min(size[a] as number, s + (box.size[a] as number) + (by[a] as number))) as Vec3
-  return { start, size: end.map((e, a) => e - (start[a] as number)) as Vec3 }
-}
-
-/** The voxels of `data` inside the box, as a volume of the box's size, in `out`'s type. */
-function crop<T extends Uint8Array | Float32Array>(data: VoxelArray, size: Vec3, box: Box, out: T): T {
-  const [bx, by, bz] = box.size
-  for (let z = 0; z < bz; z++) {
-    for (let y = 0; y < by; y++) {
-      const from = box.start[0] + size[0] * (box.start[1] + y + size[1] * (box.start[2] + z))
-      out.set(data.subarray(from, from + bx), bx * (y + by * z))
-    }
-  }
-  return out
-}
-
-function paste(local: Float32Array, box: Box, into: Float32Array, size: Vec3): void {
-  const [bx, by, bz] = box.size
-  for (let z = 0; z < bz; z++) {
-    for (let y = 0; y < by; y++) {
-      const to = box.start[0] + size[0] * (box.start[1] + y + size[1] * (box.start[2] + z))
-      into.set(local.subarray(bx * (y + by * z), bx * (y + by * z) + bx), to)
-    }
-  }
 }
 
 /** Visits every voxel of `box` with its index in the volume, in the (larger) box `within`, and in `box` itself. */

@@ -9,64 +9,20 @@
  * makes the transform of a 256^3 face region several times quicker. Within reach it is exact.
  */
 import type { Vec3 } from '../io/volume.js'
+import { voxelCount } from '../io/volume.js'
+import { boxAround, crop, grow, paste } from './voxel-box.js'
 
 export function distanceToMaskMm(mask: Uint8Array, size: Vec3, spacing: Vec3, withinMm = Infinity): Float32Array {
   // Beyond the mask's bounding box grown by the reach every distance is out of reach, so only
   // that box is transformed (the brain fills part of a face region's box, for instance).
-  const box = Number.isFinite(withinMm) ? reachableBox(mask, size, spacing, withinMm) : { start: [0, 0, 0] as Vec3, size }
-  if (box === undefined) return new Float32Array(mask.length).fill(Infinity)
+  if (!Number.isFinite(withinMm)) return transform(mask, size, spacing, withinMm)
+  const maskBox = boxAround(mask, size, (v) => v !== 0)
+  if (maskBox === undefined) return new Float32Array(mask.length).fill(Infinity)
+  const box = grow(maskBox, size, spacing.map((s) => Math.ceil(withinMm / s) + 1) as Vec3)
   if (box.size.every((n, a) => n === size[a])) return transform(mask, size, spacing, withinMm)
-  const local = transform(cropBox(mask, size, box), box.size, spacing, withinMm)
+  const local = transform(crop(mask, size, box, new Uint8Array(voxelCount(box.size))), box.size, spacing, withinMm)
   const out = new Float32Array(mask.length).fill(Infinity)
-  const [bx, by, bz] = box.size
-  for (let z = 0; z < bz; z++) {
-    for (let y = 0; y < by; y++) {
-      const from = bx * (y + by * z)
-      out.set(local.subarray(from, from + bx), box.start[0] + size[0] * (box.start[1] + y + size[1] * (box.start[2] + z)))
-    }
-  }
-  return out
-}
-
-/** The bounding box of the mask grown by `withinMm` (and a voxel), within the volume; undefined for an empty mask. */
-function reachableBox(mask: Uint8Array, size: Vec3, spacing: Vec3, withinMm: number): { start: Vec3; size: Vec3 } | undefined {
-  const [nx, ny, nz] = size
-  const min: Vec3 = [nx, ny, nz]
-  const max: Vec3 = [-1, -1, -1]
-  for (let z = 0, i = 0; z < nz; z++) {
-    for (let y = 0; y < ny; y++, i += nx) {
-      let first = -1
-      let last = -1
-      for (let x = 0; x < nx; x++) {
-        if (!mask[i + x]) continue
-        if (first < 0) first = x
-        last = x
-      }
-      if (first < 0) continue
-      min[0] = Math.min(min[0], first)
-      max[0] = Math.max(max[0], last)
-      min[1] = Math.min(min[1], y)
-      max[1] = Math.max(max[1], y)
-      min[2] = Math.min(min[2], z)
-      max[2] = Math.max(max[2], z)
-    }
-  }
-  if (max[0] < 0) return undefined
-  const grow = spacing.map((s) => Math.ceil(withinMm / s) + 1)
-  const start = min.map((m, a) => Math.max(0, m - (grow[a] as number))) as Vec3
-  const end = max.map((m, a) => Math.min((size[a] as number) - 1, m + (grow[a] as number))) as Vec3
-  return { start, size: end.map((e, a) => e - (start[a] as number) + 1) as Vec3 }
-}
-
-function cropBox(mask: Uint8Array, size: Vec3, box: { start: Vec3; size: Vec3 }): Uint8Array {
-  const [bx, by, bz] = box.size
-  const out = new Uint8Array(bx * by * bz)
-  for (let z = 0; z < bz; z++) {
-    for (let y = 0; y < by; y++) {
-      const from = box.start[0] + size[0] * (box.start[1] + y + size[1] * (box.start[2] + z))
-      out.set(mask.subarray(from, from + bx), bx * (y + by * z))
-    }
-  }
+  paste(local, box, out, size)
   return out
 }
 

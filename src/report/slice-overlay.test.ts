@@ -1,21 +1,10 @@
 import { describe, expect, it } from 'vitest'
-import { LABELS } from '../segment/segment-head.js'
 import { defaceVolume } from '../deface/deface-volume.js'
-import { makeHeadPhantom, type HeadPhantom } from '../../test/phantom/head-phantom.js'
+import { makeHeadPhantom, phantomLabelMap, type HeadPhantom } from '../../test/phantom/head-phantom.js'
 import { sagittalOverlay } from './slice-overlay.js'
 
-function labelMap({ labels }: HeadPhantom): Uint8Array {
-  const out = new Uint8Array(labels.head.length)
-  for (let i = 0; i < out.length; i++) {
-    if (labels.brain[i]) out[i] = LABELS.brain
-    else if (labels.face[i]) out[i] = LABELS.face
-    else if (labels.head[i]) out[i] = LABELS.head
-  }
-  return out
-}
-
 function overlayOf(phantom: HeadPhantom) {
-  const labels = labelMap(phantom)
+  const labels = phantomLabelMap(phantom)
   return sagittalOverlay(phantom.volume, defaceVolume(phantom.volume, labels).weight, labels)
 }
 

@@ -15,6 +15,7 @@ import { mat3Vec3 } from '../../src/io/matrix.js'
 import type { Mat3, Modality, PixelType, Vec3, Volume } from '../../src/io/volume.js'
 import { allocateVoxels, voxelCount } from '../../src/io/volume.js'
 import { rotation } from '../synthetic-volume.js'
+import { LABELS } from '../../src/segment/segment-head.js'
 
 type LR = 'L' | 'R'
 type AP = 'A' | 'P'
@@ -62,6 +63,18 @@ export interface HeadPhantomLabels {
 export interface HeadPhantom {
   volume: Volume
   labels: HeadPhantomLabels
+}
+
+/** The ground truth as one label map with unface's label values, as the segmentation stage gives it. */
+export function phantomLabelMap({ labels }: HeadPhantom): Uint8Array {
+  const out = new Uint8Array(labels.head.length)
+  for (let i = 0; i < out.length; i++) {
+    if (labels.brain[i]) out[i] = LABELS.brain
+    else if (labels.face[i]) out[i] = LABELS.face
+    else if (labels.ears[i]) out[i] = LABELS.ears
+    else if (labels.head[i]) out[i] = LABELS.head
+  }
+  return out
 }
 
 const DEFAULT_SPACING: Vec3 = [2, 2, 2]
