@@ -28,9 +28,12 @@ export async function reportMontage(before: RenderedView[], after: RenderedView[
   const draw = (view: RenderedView, offset: number) => {
     const { left, top } = place(view, offset)
     for (let row = 0; row < view.height; row++) {
-      for (let column = 0; column < view.width; column++) {
+      let at = ((top + row) * width + left) * 3
+      for (let column = 0; column < view.width; column++, at += 3) {
         const grey = view.pixels[row * view.width + column] as number
-        canvas.fill(grey, ((top + row) * width + left + column) * 3, ((top + row) * width + left + column) * 3 + 3)
+        canvas[at] = grey
+        canvas[at + 1] = grey
+        canvas[at + 2] = grey
       }
     }
   }
