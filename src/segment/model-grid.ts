@@ -5,7 +5,7 @@
  * what it was trained on and what it is given.
  */
 import type { IntensityScaling, Vec3, VoxelArray } from '../io/volume.js'
-import type { CanonicalTransform } from '../io/canonical-grid.js'
+import { canonicalGeometry, type CanonicalTransform } from '../io/canonical-grid.js'
 import { gaussianBlur3d, gaussianKernel, reflectIndex } from './gaussian-blur.js'
 
 export const MODEL_GRID_SIZE = 96
@@ -49,16 +49,12 @@ export function headCentreMm(data: VoxelArray, transform: CanonicalTransform, sc
   }) as Vec3
 }
 
-/** Size and voxel size of the canonical axes, and which stored axis each one is. */
+/** Size and voxel size of the canonical axes, and for each stored axis the canonical axis it is. */
 function canonicalAxes(transform: CanonicalTransform): { size: Vec3; spacing: Vec3; canonicalOf: Vec3 } {
-  const { axes, original } = transform
   const canonicalOf: Vec3 = [0, 0, 0]
-  axes.forEach((a, c) => (canonicalOf[a] = c))
-  return {
-    size: axes.map((a) => original.size[a] as number) as Vec3,
-    spacing: axes.map((a) => original.spacing[a] as number) as Vec3,
-    canonicalOf,
-  }
+  transform.axes.forEach((a, c) => (canonicalOf[a] = c))
+  const { size, spacing } = canonicalGeometry(transform)
+  return { size, spacing, canonicalOf }
 }
 
 /** For each index along stored axis `d`, its index along the canonical axis it is. */
