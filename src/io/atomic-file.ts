@@ -27,7 +27,7 @@ export async function assertWritableDirectory(directory: string): Promise<void> 
   }
 }
 
-export async function writeFileAtomically(path: string, contents: Uint8Array | string, options: AtomicWriteOptions = {}): Promise<void> {
+export async function writeFileAtomically(path: string, contents: Uint8Array | string | readonly Uint8Array[], options: AtomicWriteOptions = {}): Promise<void> {
   await commitFile(path, (temporary) => writeFile(temporary, contents), options.overwrite === true)
 }
 

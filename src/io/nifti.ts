@@ -227,7 +227,9 @@ function volumeExtent(header: NiftiHeader, file: string): [number, number, numbe
 
 /**
  * A .nii for `data`: the original header when there is one (same grid and type), otherwise a
- * fresh NIfTI-1 header whose qform and sform both carry the geometry.
+ * fresh NIfTI-1 header whose qform and sform both carry the geometry. The file comes back as its
+ * two parts, the header (up to vox_offset) and the voxels, which are the volume's own bytes unless
+ * they must be byte-swapped: a joined copy would cost a second full-size buffer.
  */
 export function encodeNifti(options: {
   original: Uint8Array | undefined
@@ -238,7 +240,7 @@ export function encodeNifti(options: {
   spacing: Vec3
   affineRas: { linear: Mat3; offset: Vec3 }
   scaling: IntensityScaling | undefined
-}): Uint8Array {
+}): [header: Uint8Array, voxels: Uint8Array] {
   const header =
     options.original === undefined
       ? freshHeader(options.pixelType, options.size, options.spacing, options.affineRas, options.scaling)
@@ -248,12 +250,13 @@ export function encodeNifti(options: {
   if (parsed.pixelType !== options.pixelType) {
     throw new Error(`NIfTI header says ${parsed.pixelType} but the voxels are ${options.pixelType}`)
   }
-  const out = new Uint8Array(parsed.voxOffset + options.data.length * bytesPerVoxel)
-  out.set(header.subarray(0, Math.min(header.length, parsed.voxOffset)))
+  const headerPart = new Uint8Array(parsed.voxOffset)
+  headerPart.set(header.subarray(0, Math.min(header.length, parsed.voxOffset)))
   const voxels = new Uint8Array(options.data.buffer, options.data.byteOffset, options.data.byteLength)
-  out.set(voxels, parsed.voxOffset)
-  if (!parsed.littleEndian) swapBytes(out.subarray(parsed.voxOffset), bytesPerVoxel)
-  return out
+  if (parsed.littleEndian) return [headerPart, voxels]
+  const swapped = voxels.slice()
+  swapBytes(swapped, bytesPerVoxel)
+  return [headerPart, swapped]
 }
 
 /** The original header, with its free text and extensions removed unless asked to keep them. */

@@ -6,8 +6,7 @@
 import { mkdtemp, readdir, rm, stat, unlink, writeFile, access, constants as fsConstants } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { promisify } from 'node:util'
-import { gzip } from 'node:zlib'
+import { createGzip } from 'node:zlib'
 import { writeImageNode } from '@itk-wasm/image-io'
 import type { Volume } from './volume.js'
 import { realIntensities } from './volume.js'
@@ -17,8 +16,6 @@ import { volumeToNifti } from './nifti-file.js'
 import { volumeToImage } from './itk-image.js'
 import { asWriteError, commitFile, place, writeFileAtomically } from './atomic-file.js'
 import { quietly } from './quiet-itk.js'
-
-const gzipAsync = promisify(gzip)
 
 export interface WriteOptions {
   /** Keep NIfTI descrip/aux_file/intent_name/db_name and extensions, and NRRD/MetaImage key-values. */
@@ -83,10 +80,9 @@ export async function encodeVolume(volume: Volume, path: string, options: { keep
   if (format === undefined) throw new UnfaceError(`unsupported output format (use one of ${SUPPORTED_EXTENSIONS.join(', ')})`, { file: path })
   const notes: string[] = []
   if (format.format === 'nifti') {
-    const raw = volumeToNifti(volume, { keepHeaderText: options.keepHeaderText === true })
-    // Level 1, as nibabel writes: on head scans about 2% larger than level 6, and a third quicker.
-    const bytes = format.extension === '.nii.gz' ? await gzipAsync(raw, { level: 1 }) : raw
-    return { notes, writeTo: (target, { overwrite }) => writeFileAtomically(target, bytes, { overwrite: overwrite === true }) }
+    const parts = volumeToNifti(volume, { keepHeaderText: options.keepHeaderText === true })
+    const chunks = format.extension === '.nii.gz' ? await gzipParts(parts) : parts
+    return { notes, writeTo: (target, { overwrite }) => writeFileAtomically(target, chunks, { overwrite: overwrite === true }) }
   }
   let toWrite = volume
   if (volume.scaling !== undefined) {
@@ -107,6 +103,23 @@ export async function encodeVolume(volume: Volume, path: string, options: { keep
     notes,
     writeTo: (target, { overwrite }) => (format.detached ? commitDetached(target, writeWithItk, overwrite === true) : commitFile(target, writeWithItk, overwrite === true)),
   }
+}
+
+/**
+ * One gzip member over the parts, in order, as compressed chunks: the same bytes as gzipping the
+ * joined file, without joining it. Level 1, as nibabel writes: on head scans about 2% larger than
+ * level 6, and a third quicker.
+ */
+function gzipParts(parts: Uint8Array[]): Promise<Buffer[]> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    const gzip = createGzip({ level: 1, chunkSize: 1 << 20 })
+    gzip.on('data', (chunk: Buffer) => chunks.push(chunk))
+    gzip.on('end', () => resolve(chunks))
+    gzip.on('error', reject)
+    for (const part of parts) gzip.write(part)
+    gzip.end()
+  })
 }
 
 /** .nhdr/.mhd name their data file inside the header, so both are written under their final names in a private folder, then moved. */
