@@ -30,12 +30,38 @@ export interface Models {
   faceCheck?: FaceCheckThread
 }
 
-export async function loadModels(options: { verify?: boolean; segmentationModelPath?: string; threads?: number } = {}): Promise<Models> {
-  // The face check's thread starts first: it loads its networks while everything else goes on.
+export interface LoadModelsOptions {
+  verify?: boolean
+  segmentationModelPath?: string
+  threads?: number
+}
+
+/** Both networks ready; fails if either cannot be loaded. */
+export async function loadModels(options: LoadModelsOptions = {}): Promise<Models> {
+  const models = await startModels(options)
+  try {
+    await models.faceCheck?.ready
+  } catch (error) {
+    await models.faceCheck?.close()
+    throw error
+  }
+  return models
+}
+
+/**
+ * The segmentation network loaded and the face check's thread started, still loading its
+ * networks: a one-off deface segments meanwhile (about 0.5 s sooner on two cores), and a face check
+ * that fails to load fails the verification, so nothing is released unverified.
+ */
+async function startModels(options: LoadModelsOptions): Promise<Models> {
   const faceCheck = options.verify === false ? undefined : startFaceCheckThread()
-  faceCheck?.catch(() => undefined)
-  const segmentation = await loadSegmentationModel(options.segmentationModelPath, options.threads === undefined ? {} : { threads: options.threads })
-  return faceCheck === undefined ? { segmentation } : { segmentation, faceCheck: await faceCheck }
+  try {
+    const segmentation = await loadSegmentationModel(options.segmentationModelPath, options.threads === undefined ? {} : { threads: options.threads })
+    return faceCheck === undefined ? { segmentation } : { segmentation, faceCheck }
+  } catch (error) {
+    await faceCheck?.close()
+    throw error
+  }
 }
 
 export interface DefaceOptions extends ReadOptions {
@@ -92,7 +118,7 @@ export async function defaceFile(input: string, options: DefaceOptions = {}): Pr
     ears: options.ears ?? DEFAULT_DEFACE_SETTINGS.ears,
   }
   // The networks load on their own threads while this one reads the volume.
-  const loading = options.models === undefined ? timed('load models', () => loadModels({ verify })) : Promise.resolve(options.models)
+  const loading = options.models === undefined ? timed('load models', () => startModels({ verify })) : Promise.resolve(options.models)
   loading.catch(() => undefined)
   const volume = await timed('read', () => readVolume(input, options))
   const models = await loading

@@ -27,7 +27,7 @@ process.on('message', (message: ToWorker) => {
       const models = await loadModels({ verify, threads: message.context.threadsPerWorker })
       const identity: ModelIdentity = {
         segmentationSha256: await fileSha256(models.segmentation.path),
-        faceCheckSha256: models.faceCheck?.identity.sha256 ?? null,
+        faceCheckSha256: (await models.faceCheck?.ready)?.sha256 ?? null,
       }
       return { models, identity }
     })()

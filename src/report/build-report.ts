@@ -13,7 +13,7 @@ export interface ReportParts {
   defaced: DefaceOutcome
   settings: DefaceSettings & { verify: boolean }
   verification: FaceVerification | undefined
-  models: { segmentation: SegmentationModel; faceCheck?: { identity: FaceCheckIdentity } }
+  models: { segmentation: SegmentationModel; faceCheck?: { ready: Promise<FaceCheckIdentity> } }
   output?: string
   quarantine?: string
   timingsMs: Record<string, number>
@@ -46,7 +46,7 @@ export async function buildReport(parts: ReportParts): Promise<DefaceReport> {
     tool: await toolIdentity(),
     models: {
       segmentation: { path: segmentationPath, sha256: await cachedSha256(segmentationPath) },
-      ...(parts.models.faceCheck === undefined ? {} : { faceCheck: parts.models.faceCheck.identity }),
+      ...(parts.models.faceCheck === undefined ? {} : { faceCheck: await parts.models.faceCheck.ready }),
     },
     input: { path: volume.source.path, format: volume.source.format, size: volume.size, spacing: volume.spacing, modality: volume.modality },
     ...(parts.output === undefined ? {} : { output: parts.output }),

@@ -31,7 +31,11 @@ export interface PendingCheck {
 }
 
 export interface FaceCheckThread {
-  identity: FaceCheckIdentity
+  /**
+   * Resolves once the thread has loaded its networks; rejects if it cannot. Checks may be handed
+   * over before: they wait in the thread's queue, so loading overlaps the caller's other work.
+   */
+  ready: Promise<FaceCheckIdentity>
   /** Hands the original over; rendering and detection start at once. */
   observe(original: Volume): PendingCheck
   /** The verdict on the defaced volume, or on the original left unchanged when `defaced` is the original. */
@@ -44,7 +48,7 @@ export interface FaceCheckThread {
 const HERE = fileURLToPath(import.meta.url)
 const FROM_SOURCE = HERE.endsWith('.ts')
 
-export async function startFaceCheckThread(): Promise<FaceCheckThread> {
+export function startFaceCheckThread(): FaceCheckThread {
   const entry = new URL(FROM_SOURCE ? './face-check-worker.ts' : './face-check-worker.js', import.meta.url)
   // From source (the tests), the worker needs tsx to load TypeScript; the built package runs plain JavaScript.
   // A thread inherits the process's flags, and `node --input-type=module -e` would make it refuse
@@ -63,12 +67,13 @@ export async function startFaceCheckThread(): Promise<FaceCheckThread> {
     waiting.clear()
     keepAlive()
   }
-  const identity = await new Promise<FaceCheckIdentity>((resolve, reject) => {
+  const ready = new Promise<FaceCheckIdentity>((resolve, reject) => {
     worker.on('message', (message: FromFaceCheckThread) => {
       if (message.type === 'ready') resolve(message.identity)
       else if (message.type === 'failed') {
-        reject(new Error(`the face check could not be loaded: ${message.error}`))
-        fail(new Error(message.error))
+        const error = new Error(`the face check could not be loaded: ${message.error}`)
+        reject(error)
+        fail(error)
       } else {
         const request = waiting.get(message.id)
         waiting.delete(message.id)
@@ -87,10 +92,12 @@ export async function startFaceCheckThread(): Promise<FaceCheckThread> {
       fail(error)
     })
   })
+  // A load failure also reaches every pending check; this alone must not crash the process.
+  ready.catch(() => undefined)
   keepAlive()
   let next = 0
   return {
-    identity,
+    ready,
     observe(original) {
       const id = next++
       if (broken === undefined) worker.postMessage({ type: 'original', id, volume: original } satisfies ToFaceCheckThread)
