@@ -2,6 +2,7 @@
  * The whole deface on the bundled real sample: what is released, what is withheld, and what the
  * report says. The networks load once for the file.
  */
+import { existsSync, readdirSync } from 'node:fs'
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -87,6 +88,17 @@ describe('defaceFile on the bundled real head', () => {
     await expect(defaceFile(SAMPLE, { output, models: broken })).rejects.toThrow(/face check/)
     expect((await readdir(dir)).filter((f) => f.includes('unchecked'))).toEqual([])
     await expect(defaceFile(SAMPLE, { output, models: { segmentation: models.segmentation } })).rejects.toThrow(/without the face check/)
+  })
+
+  it.runIf(existsSync('/proc/self/task'))('a call that loads its own models leaves no thread behind', async () => {
+    // Each such call starts a face-check thread and a network session; they used to outlive it.
+    const threads = () => readdirSync('/proc/self/task').length
+    const output = join(dir, 'one-off.nii.gz')
+    await defaceFile(SAMPLE, { output, force: true })
+    const after = threads()
+    const again = await defaceFile(SAMPLE, { output, force: true })
+    expect(again.verdict).toBe('PASS')
+    expect(threads()).toBe(after)
   })
 
   it('--no-verify releases the output and the report says it was not verified', async () => {

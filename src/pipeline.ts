@@ -100,6 +100,19 @@ export interface DefaceResult extends DefaceReport {
 }
 
 export async function defaceFile(input: string, options: DefaceOptions = {}): Promise<DefaceResult> {
+  const given = options.models
+  if (given !== undefined) return defaceWith(input, options, async () => given)
+  let started: Promise<Models> | undefined
+  try {
+    return await defaceWith(input, options, () => (started = startModels({ verify: options.verify !== false })))
+  } finally {
+    // A one-off call owns the models it started: their threads must not outlive the call.
+    const models = await started?.catch(() => undefined)
+    await Promise.all([models?.faceCheck?.close(), models?.segmentation.session.release()])
+  }
+}
+
+async function defaceWith(input: string, options: DefaceOptions, load: () => Promise<Models>): Promise<DefaceResult> {
   const output = options.output ?? defaultOutputPath(input)
   const overwrite = options.force === true || options.inPlace === true
   const verify = options.verify !== false
@@ -118,7 +131,7 @@ export async function defaceFile(input: string, options: DefaceOptions = {}): Pr
     ears: options.ears ?? DEFAULT_DEFACE_SETTINGS.ears,
   }
   // The networks load on their own threads while this one reads the volume.
-  const loading = options.models === undefined ? timed('load models', () => startModels({ verify })) : Promise.resolve(options.models)
+  const loading = options.models === undefined ? timed('load models', load) : load()
   loading.catch(() => undefined)
   const volume = await timed('read', () => readVolume(input, options))
   const models = await loading

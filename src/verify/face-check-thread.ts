@@ -59,9 +59,11 @@ export function startFaceCheckThread(): FaceCheckThread {
     : new Worker(entry, { execArgv })
   const waiting = new Map<number, { resolve: (v: FaceVerification) => void; reject: (e: Error) => void }>()
   let broken: Error | undefined
-  // The thread must not keep a finished process alive, only one that awaits a verdict.
-  const keepAlive = () => (waiting.size > 0 ? worker.ref() : worker.unref())
+  // The thread must not keep a finished process alive, only one that awaits its loading or a verdict.
+  let loading = true
+  const keepAlive = () => (loading || waiting.size > 0 ? worker.ref() : worker.unref())
   const fail = (error: Error) => {
+    loading = false
     broken ??= error
     for (const { reject } of waiting.values()) reject(broken)
     waiting.clear()
@@ -69,7 +71,11 @@ export function startFaceCheckThread(): FaceCheckThread {
   }
   const ready = new Promise<FaceCheckIdentity>((resolve, reject) => {
     worker.on('message', (message: FromFaceCheckThread) => {
-      if (message.type === 'ready') resolve(message.identity)
+      if (message.type === 'ready') {
+        loading = false
+        keepAlive()
+        resolve(message.identity)
+      }
       else if (message.type === 'failed') {
         const error = new Error(`the face check could not be loaded: ${message.error}`)
         reject(error)
