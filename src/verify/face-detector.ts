@@ -16,6 +16,7 @@ import { createRequire } from 'node:module'
 import { dirname, join, sep } from 'node:path'
 import type * as FaceApiModule from '@vladmandic/face-api'
 import type { RenderedView, ViewAngle } from './render-surface.js'
+import { registerQuickConcat } from './wasm-concat.js'
 
 type FaceApi = typeof FaceApiModule
 type Tensor3D = FaceApiModule.tf.Tensor3D
@@ -91,6 +92,7 @@ async function loadApi(): Promise<FaceApi> {
     wasm.setWasmPaths(dirname(require.resolve('@tensorflow/tfjs-backend-wasm')) + sep)
     if (!(await tf.setBackend('wasm'))) throw new Error('the TensorFlow.js WebAssembly backend did not start')
     await tf.ready()
+    registerQuickConcat(tf)
     const modelDir = join(dirname(require.resolve('@vladmandic/face-api/package.json')), 'model')
     await Promise.all([api.nets.faceLandmark68Net.loadFromDisk(modelDir), api.nets.faceRecognitionNet.loadFromDisk(modelDir)])
     return api
@@ -221,9 +223,29 @@ async function describeTensor(api: FaceApi, image: Tensor3D, box: FaceBox): Prom
   const [face] = await api.extractFaceTensors(image, [new api.Rect(box.x, box.y, box.width, box.height)])
   if (face === undefined) return undefined
   try {
-    return (await api.nets.faceRecognitionNet.computeFaceDescriptor(face)) as Float32Array
+    return (await withSquare(api, face, (square) => api.nets.faceRecognitionNet.computeFaceDescriptor(square))) as Float32Array
   } finally {
     face.dispose()
+  }
+}
+
+/**
+ * `use` on the crop padded with zeros to a square, centred, exactly as face-api pads a crop before
+ * its recognition net; but with tf.pad, which the WebAssembly backend runs natively, where
+ * face-api's tf.concat runs as JavaScript. The values are the same. (The landmark net maps its
+ * points back through its own padding, so its crop is left to face-api.)
+ */
+async function withSquare<T>(api: FaceApi, crop: Tensor3D, use: (square: Tensor3D) => Promise<T>): Promise<T> {
+  const [height, width] = crop.shape
+  if (height === width) return use(crop)
+  const missing = Math.abs(height - width)
+  const after = Math.round(missing / 2)
+  const sides: [number, number] = [missing - after, after]
+  const square = api.tf.pad(crop, height > width ? [[0, 0], sides, [0, 0]] : [sides, [0, 0], [0, 0]])
+  try {
+    return await use(square)
+  } finally {
+    square.dispose()
   }
 }
 
