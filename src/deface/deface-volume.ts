@@ -5,10 +5,10 @@
  */
 import type { Vec3, Volume, VoxelArray } from '../io/volume.js'
 import { allocateVoxels, voxelCount, withVoxels } from '../io/volume.js'
-import { gaussianBlur3d } from '../segment/gaussian-blur.js'
+import { gaussianBlur3d } from '../voxels/gaussian-blur.js'
 import { LABELS } from '../segment/segment-head.js'
-import { distanceToMaskMm } from './distance-transform.js'
-import { boxAround, crop, grow, paste, within, type Box } from './voxel-box.js'
+import { distanceToMaskMm } from '../voxels/distance-transform.js'
+import { boxAround, crop, grow, paste, within, type Box } from '../voxels/voxel-box.js'
 
 export type DefaceMode = 'remove' | 'blur'
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { Vec3 } from '../io/volume.js'
 import { toCanonicalVoxels, type CanonicalTransform } from '../io/canonical-grid.js'
-import { gaussianBlur3d } from './gaussian-blur.js'
+import { gaussianBlur3d } from '../voxels/gaussian-blur.js'
 import { MODEL_GRID_SIZE, headCentreMm, labelsFromModelGrid, percentiles, normaliseIntensities, placeGrid, resampleToModelGrid } from './model-grid.js'
 
 describe('Gaussian blur', () => {

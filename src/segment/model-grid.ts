@@ -6,7 +6,7 @@
  */
 import type { IntensityScaling, Vec3, VoxelArray } from '../io/volume.js'
 import { canonicalGeometry, type CanonicalTransform } from '../io/canonical-grid.js'
-import { gaussianBlur3d, gaussianKernel, reflectIndex } from './gaussian-blur.js'
+import { gaussianBlur3d, gaussianKernel, reflectIndex } from '../voxels/gaussian-blur.js'
 
 export const MODEL_GRID_SIZE = 96
 export const MODEL_GRID_SPACING = 2.5

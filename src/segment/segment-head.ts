@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs'
 import * as ort from 'onnxruntime-node'
 import type { Volume } from '../io/volume.js'
 import { UnfaceError } from '../io/errors.js'
-import { distanceToMaskMm } from '../deface/distance-transform.js'
+import { distanceToMaskMm } from '../voxels/distance-transform.js'
 import { canonicalTransformOf, canonicalGeometry } from '../io/canonical-grid.js'
 import {
   MODEL_GRID_SIZE,
