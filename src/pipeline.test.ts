@@ -34,6 +34,9 @@ describe('defaceFile on the bundled real head', () => {
     expect(result.output).toBe(output)
     expect(result.voxels.changed).toBeGreaterThan(10_000)
     expect(result.voxels.brainChanged).toBe(0)
+    // The report counts the labels the volume was defaced with.
+    const count = (label: number) => result.labels.reduce((n, l) => (l === label ? n + 1 : n), 0)
+    expect([result.voxels.face, result.voxels.ears, result.voxels.brain]).toEqual([count(LABELS.face), count(LABELS.ears), count(LABELS.brain)])
     expect(result.views).toHaveLength(15)
     expect(result.views.some((v) => (v.originalScore ?? 0) >= 0.6)).toBe(true)
     expect(result.views.every((v) => !v.identified)).toBe(true)

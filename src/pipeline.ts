@@ -13,7 +13,7 @@ import { assertWritable, encodeVolume, writeVolume } from './io/write-volume.js'
 import { assertWritableDirectory } from './io/atomic-file.js'
 import { formatOfPath, stripVolumeExtension } from './io/format.js'
 import { volumeInfo, type VolumeInfo } from './io/volume-info.js'
-import { loadSegmentationModel, segmentHead, type LabelName, type SegmentationModel } from './segment/segment-head.js'
+import { countLabels, loadSegmentationModel, segmentHead, type LabelName, type SegmentationModel } from './segment/segment-head.js'
 import { DEFAULT_DEFACE_SETTINGS, defaceVolume, type DefaceMode, type DefaceOutcome } from './deface/deface-volume.js'
 import { renderBeforeAfter } from './verify/verify-face-removed.js'
 import { startFaceCheckThread, type FaceCheckThread } from './verify/face-check-thread.js'
@@ -141,11 +141,19 @@ async function defaceWith(input: string, options: DefaceOptions, load: () => Pro
   // From here the original's renders and face detections run on the face check's own thread.
   const pending = faceCheck?.observe(volume)
   let labels: Uint8Array
+  let labelCounts: Record<LabelName, number>
   let defaced: DefaceOutcome
   try {
-    labels = options.labels ?? (await timed('segment', () => segmentHead(volume, models.segmentation))).labels
-    if (labels.length !== volume.data.length) {
-      throw new UnfaceError(`the mask given has ${labels.length} voxels, the volume ${volume.data.length}`, { file: input })
+    if (options.labels === undefined) {
+      const segmentation = await timed('segment', () => segmentHead(volume, models.segmentation))
+      labels = segmentation.labels
+      labelCounts = segmentation.counts
+    } else {
+      labels = options.labels
+      if (labels.length !== volume.data.length) {
+        throw new UnfaceError(`the mask given has ${labels.length} voxels, the volume ${volume.data.length}`, { file: input })
+      }
+      labelCounts = countLabels(labels)
     }
     const mask = labels
     defaced = await timed('deface', async () => defaceVolume(volume, mask, settings))
@@ -157,8 +165,12 @@ async function defaceWith(input: string, options: DefaceOptions, load: () => Pro
   // The output is encoded while the verdict is awaited; it is written only if the verdict allows.
   const encoded = encodeVolume(outcome.volume, output, { keepHeaderText: options.keepHeaderText === true })
   encoded.catch(() => undefined)
-  const verification =
-    faceCheck === undefined || pending === undefined ? undefined : await timed('verify', () => faceCheck.verify(pending, volume, outcome.volume))
+  const verifying = faceCheck === undefined || pending === undefined ? undefined : timed('verify', () => faceCheck.verify(pending, volume, outcome.volume))
+  verifying?.catch(() => undefined)
+  // The report's slice needs only the defacing: it is drawn while the face check's thread renders.
+  const reportDir = options.reportDir
+  const slice = reportDir === undefined ? undefined : sagittalOverlay(volume, outcome.weight, labels)
+  const verification = await verifying
   if (verification !== undefined) for (const [step, ms] of Object.entries(verification.timingsMs)) timingsMs[`verify.${step}`] = ms
 
   const released = verification === undefined || verification.release
@@ -174,7 +186,7 @@ async function defaceWith(input: string, options: DefaceOptions, load: () => Pro
   }
   const report = await buildReport({
     volume,
-    labels,
+    labelCounts,
     defaced,
     settings: { ...settings, verify },
     verification,
@@ -185,12 +197,12 @@ async function defaceWith(input: string, options: DefaceOptions, load: () => Pro
     notes,
   })
   let reportFiles: ReportFiles | undefined
-  if (options.reportDir !== undefined) {
-    reportFiles = reportFilesFor(input, options.reportDir)
+  if (reportDir !== undefined && slice !== undefined) {
+    reportFiles = reportFilesFor(input, reportDir)
     const files = reportFiles
     await timed('report', async () => {
       const { before, after } = verification ?? renderBeforeAfter(volume, defaced.volume)
-      const montage = await reportMontage(before, after, sagittalOverlay(volume, defaced.weight, labels))
+      const montage = await reportMontage(before, after, slice)
       await writeReport(report, montage, files)
     })
   }

@@ -1,7 +1,7 @@
 /** Gathers what every stage produced into the one DefaceReport. */
 import type { Volume } from '../io/volume.js'
 import type { DefaceOutcome, DefaceSettings } from '../deface/deface-volume.js'
-import { LABELS, type SegmentationModel } from '../segment/segment-head.js'
+import type { LabelName, SegmentationModel } from '../segment/segment-head.js'
 import type { FaceVerification } from '../verify/verify-face-removed.js'
 import type { FaceCheckIdentity } from '../verify/face-check-thread.js'
 import type { DefaceReport } from './deface-report.js'
@@ -9,7 +9,8 @@ import { fileSha256, toolIdentity } from './provenance.js'
 
 export interface ReportParts {
   volume: Volume
-  labels: Uint8Array
+  /** Voxels per label of the labels the volume was defaced with. */
+  labelCounts: Record<LabelName, number>
   defaced: DefaceOutcome
   settings: DefaceSettings & { verify: boolean }
   verification: FaceVerification | undefined
@@ -32,15 +33,8 @@ function cachedSha256(path: string): Promise<string> {
 }
 
 export async function buildReport(parts: ReportParts): Promise<DefaceReport> {
-  const { volume, labels, defaced, verification } = parts
-  const counts = { face: 0, ears: 0, brain: 0 }
-  // An indexed loop: iterating a 16.8M-voxel array with for-of took about 0.1 s per scan.
-  for (let i = 0; i < labels.length; i++) {
-    const label = labels[i]
-    if (label === LABELS.face) counts.face++
-    else if (label === LABELS.ears) counts.ears++
-    else if (label === LABELS.brain) counts.brain++
-  }
+  const { volume, labelCounts, defaced, verification } = parts
+  const counts = { face: labelCounts.face, ears: labelCounts.ears, brain: labelCounts.brain }
   const segmentationPath = parts.models.segmentation.path
   return {
     tool: await toolIdentity(),

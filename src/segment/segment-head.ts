@@ -175,6 +175,17 @@ function relabelFaceAsHead(labels: Uint8Array, counts: Record<LabelName, number>
   counts.ears = 0
 }
 
+/** Voxels per label of a label map made elsewhere (the mask of another image on the same grid). */
+export function countLabels(labels: Uint8Array): Record<LabelName, number> {
+  const counts = new Array<number>(CLASS_COUNT).fill(0)
+  // An indexed loop: iterating a 16.8M-voxel array with for-of took about 0.1 s per scan.
+  for (let i = 0; i < labels.length; i++) {
+    const label = labels[i] as number
+    if (label < CLASS_COUNT) counts[label] = (counts[label] as number) + 1
+  }
+  return namedCounts(counts)
+}
+
 function namedCounts(counts: number[]): Record<LabelName, number> {
   const names = Object.keys(LABELS) as LabelName[]
   return Object.fromEntries(names.map((name) => [name, counts[LABELS[name]] as number])) as Record<LabelName, number>
