@@ -21,7 +21,7 @@ import { makeHeadPhantom } from '../test/phantom/head-phantom.js'
 import { hasSharedData, sharedPath } from '../test/shared-data.js'
 import { readVolume } from '../src/io/read-volume.js'
 import { writeVolume } from '../src/io/write-volume.js'
-import { allocateVoxels, type Vec3, type Volume } from '../src/io/volume.js'
+import { upsampledTo1mm } from './real-volumes.js'
 
 const { values } = parseArgs({
   options: { scans: { type: 'string' }, jobs: { type: 'string' }, repeat: { type: 'string' }, phantom: { type: 'boolean' }, keep: { type: 'boolean' }, out: { type: 'string' } },
@@ -34,46 +34,6 @@ const root = resolve(import.meta.dirname, '..')
 const cli = join(root, 'dist', 'cli', 'main.js')
 const docPath = resolve(values.out ?? join(root, 'docs', 'dataset-benchmark.md'))
 const SIZE = 256
-
-/** A 2 mm head resampled to 1 mm in its own voxel axes (direction kept) and centred in a 256^3 grid. */
-function upsampleTo1mm(volume: Volume): Volume {
-  const [nx, ny, nz] = volume.size
-  const factor = volume.spacing.map((s) => s / 1) as Vec3
-  const pad = volume.size.map((n, i) => (SIZE - n * (factor[i] as number)) / 2) as Vec3
-  const data = allocateVoxels(volume.pixelType, SIZE ** 3)
-  const src = volume.data
-  const at = (x: number, y: number, z: number) => (x < 0 || y < 0 || z < 0 || x >= nx || y >= ny || z >= nz ? 0 : (src[x + nx * (y + ny * z)] as number))
-  // Old continuous index of new voxel j along an axis: (j - pad + 0.5) / factor - 0.5.
-  const map = (j: number, axis: number) => (j - (pad[axis] as number) + 0.5) / (factor[axis] as number) - 0.5
-  let i = 0
-  for (let z = 0; z < SIZE; z++) {
-    const fz = map(z, 2)
-    const z0 = Math.floor(fz)
-    const wz = fz - z0
-    for (let y = 0; y < SIZE; y++) {
-      const fy = map(y, 1)
-      const y0 = Math.floor(fy)
-      const wy = fy - y0
-      for (let x = 0; x < SIZE; x++, i++) {
-        const fx = map(x, 0)
-        const x0 = Math.floor(fx)
-        const wx = fx - x0
-        const c00 = at(x0, y0, z0) * (1 - wx) + at(x0 + 1, y0, z0) * wx
-        const c10 = at(x0, y0 + 1, z0) * (1 - wx) + at(x0 + 1, y0 + 1, z0) * wx
-        const c01 = at(x0, y0, z0 + 1) * (1 - wx) + at(x0 + 1, y0, z0 + 1) * wx
-        const c11 = at(x0, y0 + 1, z0 + 1) * (1 - wx) + at(x0 + 1, y0 + 1, z0 + 1) * wx
-        data[i] = Math.round((c00 * (1 - wy) + c10 * wy) * (1 - wz) + (c01 * (1 - wy) + c11 * wy) * wz)
-      }
-    }
-  }
-  const start = [0, 1, 2].map((a) => map(0, a)) as Vec3
-  const origin = [0, 1, 2].map(
-    (r) => (volume.origin[r] as number) + [0, 1, 2].reduce((sum, c) => sum + (volume.direction[r * 3 + c] as number) * (volume.spacing[c] as number) * (start[c] as number), 0),
-  ) as Vec3
-  const { niftiHeader, ...source } = volume.source
-  void niftiHeader
-  return { ...volume, data, size: [SIZE, SIZE, SIZE], spacing: [1, 1, 1], origin, source }
-}
 
 async function makeDataset(folder: string): Promise<string> {
   await mkdir(folder, { recursive: true })
@@ -89,7 +49,7 @@ async function makeDataset(folder: string): Promise<string> {
     const heads = ['IXI012-HH-1211_T1.nii.gz', 'IXI015-HH-1258_T1.nii.gz', 'IXI132-HH-1415_T1.nii.gz', 'IXI162-HH-1548_T1.nii.gz']
     for (const [i, head] of heads.slice(0, scans).entries()) {
       const path = join(folder, `scan-${String(i + 1).padStart(3, '0')}_T1w.nii.gz`)
-      await writeVolume(upsampleTo1mm(await readVolume(sharedPath('heads', head))), path)
+      await writeVolume(upsampledTo1mm(await readVolume(sharedPath('heads', head)), SIZE), path)
       distinct.push(path)
     }
   }
