@@ -8,7 +8,7 @@ import { allocateVoxels, voxelCount, withVoxels } from '../io/volume.js'
 import { gaussianBlur3d } from '../voxels/gaussian-blur.js'
 import { LABELS } from '../segment/segment-head.js'
 import { distanceToMaskMm } from '../voxels/distance-transform.js'
-import { boxAround, crop, grow, paste, within, type Box } from '../voxels/voxel-box.js'
+import { boxAround, crop, grow, labelTable, paste, within, type Box } from '../voxels/voxel-box.js'
 
 export type DefaceMode = 'remove' | 'blur'
 
@@ -109,9 +109,10 @@ function removalWeight(labels: Uint8Array, isTarget: (label: number) => boolean,
   const target = new Uint8Array(labels.length)
   const brain = new Uint8Array(labels.length)
   const kept = new Uint8Array(labels.length)
+  const targets = labelTable(isTarget)
   for (let i = 0; i < labels.length; i++) {
     const label = labels[i] as number
-    target[i] = isTarget(label) ? 1 : 0
+    target[i] = targets[label] as number
     brain[i] = label === LABELS.brain ? 1 : 0
     kept[i] = !target[i] && label !== LABELS.background ? 1 : 0
   }

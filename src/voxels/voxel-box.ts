@@ -16,17 +16,16 @@ export function boxAround(labels: Uint8Array, size: Vec3, test: (label: number) 
   const [nx, ny, nz] = size
   const min: Vec3 = [nx, ny, nz]
   const max: Vec3 = [-1, -1, -1]
+  // The test asked once per possible byte value: a call per voxel cost ~0.1 s on a 256^3 scan.
+  const passes = labelTable(test)
   for (let z = 0; z < nz; z++) {
     for (let y = 0; y < ny; y++) {
       const row = nx * (y + ny * z)
-      let first = -1
-      let last = -1
-      for (let x = 0; x < nx; x++) {
-        if (!test(labels[row + x] as number)) continue
-        if (first < 0) first = x
-        last = x
-      }
-      if (first < 0) continue
+      let first = 0
+      while (first < nx && passes[labels[row + first] as number] === 0) first++
+      if (first === nx) continue
+      let last = nx - 1
+      while (passes[labels[row + last] as number] === 0) last--
       min[0] = Math.min(min[0], first)
       max[0] = Math.max(max[0], last)
       min[1] = Math.min(min[1], y)
@@ -72,4 +71,9 @@ export function paste(local: Float32Array, box: Box, into: Float32Array, size: V
       into.set(local.subarray(bx * (y + by * z), bx * (y + by * z) + bx), to)
     }
   }
+}
+
+/** For every byte value, 1 where the test passes: a lookup in place of a call per voxel. */
+export function labelTable(test: (label: number) => boolean): Uint8Array {
+  return Uint8Array.from({ length: 256 }, (_, label) => (test(label) ? 1 : 0))
 }
