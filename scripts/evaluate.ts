@@ -93,7 +93,7 @@ console.log(`Defaced views with a face found: ${tally.defacedViewsWithFace}/${ta
 function brainAt1mm(mask: Volume): Uint8Array {
   const binary = allocateVoxels('uint8', mask.data.length)
   for (let i = 0; i < binary.length; i++) binary[i] = (mask.data[i] as number) > 0 ? 100 : 0
-  const share = upsampledTo1mm(withVoxels({ ...mask, pixelType: 'uint8' }, binary)).data
+  const share = upsampledTo1mm(withVoxels(mask, binary)).data
   return Uint8Array.from(share, (percent) => (percent >= 50 ? 1 : 0))
 }
 

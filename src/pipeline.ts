@@ -42,10 +42,15 @@ export async function loadModels(options: LoadModelsOptions = {}): Promise<Model
   try {
     await models.faceCheck?.ready
   } catch (error) {
-    await models.faceCheck?.close()
+    await closeModels(models)
     throw error
   }
   return models
+}
+
+/** Stops the face check's thread and frees the network session. */
+async function closeModels(models: Models): Promise<void> {
+  await Promise.all([models.faceCheck?.close(), models.segmentation.session.release()])
 }
 
 /**
@@ -108,7 +113,7 @@ export async function defaceFile(input: string, options: DefaceOptions = {}): Pr
   } finally {
     // A one-off call owns the models it started: their threads must not outlive the call.
     const models = await started?.catch(() => undefined)
-    await Promise.all([models?.faceCheck?.close(), models?.segmentation.session.release()])
+    if (models !== undefined) await closeModels(models)
   }
 }
 

@@ -148,8 +148,8 @@ function lastLine(text: string): string {
  * A worker allocates several volume-sized arrays per scan, each fresh from the kernel, and on a
  * virtual machine the page faults cost as much as the arithmetic. glibc's hugetlb tunable (2.35
  * and later; ignored by older glibc and by other C libraries) backs them with transparent huge
- * pages where the system allows it on request: `npm run bench:dataset` at --jobs 2 took 10% less
- * CPU with it (docs/dataset-benchmark.md). A setting of the user's own wins.
+ * pages where the system allows it on request: `unface dataset --jobs 2` on the benchmark's folder
+ * took about 10% less CPU with it (docs/benchmarks.md, second round). A setting of the user's own wins.
  */
 export function workerEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const tunables = env.GLIBC_TUNABLES ?? ''
