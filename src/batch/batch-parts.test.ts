@@ -7,7 +7,7 @@ import { globToRegExp } from './glob.js'
 import { IDENTIFYING_FIELDS, PROVENANCE_FIELD, identifyingKeys, scrubSidecar, withGeneratedBy } from './sidecar.js'
 import { inShard, parseShard, shardOf } from './shard.js'
 import { discoverDataset, groupUnits } from './discover.js'
-import { isBidsAnatomicalImage } from './bids.js'
+import { holdsVisitDates, isBidsAnatomicalImage } from './bids.js'
 import { appendRow, latestRows, readManifest, type ManifestRow } from './manifest.js'
 import { gridDifference } from './grid.js'
 import type { Geometry } from '../io/volume.js'
@@ -68,6 +68,18 @@ describe('sidecars', () => {
   it('appends a GeneratedBy entry to dataset_description.json', () => {
     const text = withGeneratedBy(JSON.stringify({ Name: 'x', GeneratedBy: [{ Name: 'dcm2niix' }] }), { Name: 'unface', Version: '1', Description: 'd' })
     expect((JSON.parse(text) as { GeneratedBy: unknown[] }).GeneratedBy).toEqual([{ Name: 'dcm2niix' }, { Name: 'unface', Version: '1', Description: 'd' }])
+  })
+})
+
+describe('visit dates in BIDS tables', () => {
+  it('are found in the acq_time column of scans and sessions tables only', () => {
+    const scans = 'filename\tacq_time\nanat/sub-01_T1w.nii.gz\t2024-03-05T10:11:12\n'
+    expect(holdsVisitDates('sub-01/sub-01_scans.tsv', scans)).toBe(true)
+    expect(holdsVisitDates('sub-01/ses-1/sub-01_ses-1_scans.tsv', scans)).toBe(true)
+    expect(holdsVisitDates('sub-01/sub-01_sessions.tsv', 'session_id\tacq_time\r\nses-1\t2024-03-05\r\n')).toBe(true)
+    expect(holdsVisitDates('sub-01/sub-01_scans.tsv', 'filename\tacq_time\nanat/sub-01_T1w.nii.gz\tn/a\n\n')).toBe(false)
+    expect(holdsVisitDates('sub-01/sub-01_scans.tsv', 'filename\tnote\nanat/sub-01_T1w.nii.gz\t2024-03-05\n')).toBe(false)
+    expect(holdsVisitDates('participants.tsv', 'participant_id\tacq_time\nsub-01\t2024-03-05\n')).toBe(false)
   })
 })
 

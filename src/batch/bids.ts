@@ -52,6 +52,22 @@ export function sidecarPathOf(relImage: string): string {
   return `${stripVolumeExtension(relImage)}.json`
 }
 
+/**
+ * Whether a BIDS scans or sessions table (`*_scans.tsv`, `*_sessions.tsv`) gives the date of a
+ * visit: an `acq_time` column with a value other than `n/a` in some row. Such tables are copied
+ * unchanged, so a run says which ones still hold dates.
+ */
+export function holdsVisitDates(relPath: string, text: string): boolean {
+  if (!/(^|\/)[^/]*_(scans|sessions)\.tsv$/.test(relPath)) return false
+  const [header, ...rows] = text.split(/\r?\n/)
+  const column = (header ?? '').split('\t').indexOf('acq_time')
+  if (column < 0) return false
+  return rows.some((row) => {
+    const value = (row.split('\t')[column] ?? '').trim()
+    return value !== '' && value !== 'n/a'
+  })
+}
+
 export function isVolumePath(relPath: string): boolean {
   return formatOfPath(relPath) !== undefined
 }

@@ -97,7 +97,9 @@ describeWithSharedData('unface dataset', () => {
     const second = await cli(...args)
     expect(second.stderr).toBe('')
     const events = jsonLines(second.stdout)
-    const plan = events.find((e) => e.type === 'plan') as { done: number; todo: number }
+    const plan = events.find((e) => e.type === 'plan') as { done: number; todo: number; notes: string[] }
+    // The scans table is copied byte for byte, so the run points at the visit date it still holds.
+    expect(plan.notes).toEqual([expect.stringMatching(/^1 scans\/sessions table\(s\) .*acq_time \(sub-02\/sub-02_scans\.tsv\)/)])
     expect(plan.done).toBe(recordedBeforeKill.size)
     expect(plan.todo).toBe(FIXTURE_IMAGES.length - recordedBeforeKill.size)
     const files = events.filter((e) => e.type === 'file').map((e) => (e.row as ManifestRow).input)

@@ -5,13 +5,13 @@
  * volume. A file counts as done only once its outputs are in place and its row is in the
  * manifest, so a run killed at any moment and started again redoes only unfinished files.
  */
-import { appendFile, mkdir, readdir, rm, stat } from 'node:fs/promises'
+import { appendFile, mkdir, readFile, readdir, rm, stat } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { join, posix, relative, resolve, sep } from 'node:path'
 import { ExitCode, UnfaceError } from '../io/errors.js'
 import { toolIdentity } from '../report/provenance.js'
 import { DEFAULT_DEFACE_SETTINGS, type DefaceMode } from '../deface/deface-volume.js'
-import { isVolumePath, sidecarPathOf } from './bids.js'
+import { holdsVisitDates, isVolumePath, sidecarPathOf } from './bids.js'
 import { copyJson, copyUnchanged, writeDatasetDescription, writeDerivativeDescription } from './copy.js'
 import { writeDatasetReport } from './dataset-report.js'
 import { discoverDataset, isUnfaceTemporary, type Layout, type WorkUnit } from './discover.js'
@@ -121,6 +121,11 @@ export async function runDataset(options: DatasetOptions): Promise<DatasetSummar
     const earlier = await readManifest(manifest)
     for (const row of earlier.rows) previous.set(row.input, row)
     if (earlier.damagedLines > 0) notes.push(`the manifest had ${earlier.damagedLines} incomplete line(s) from a run that was killed; those images are done again`)
+    const dated = await tablesWithVisitDates(inRoot, copies)
+    if (dated.length > 0) {
+      const examples = `${dated.slice(0, 3).join(', ')}${dated.length > 3 ? ', ...' : ''}`
+      notes.push(`${dated.length} scans/sessions table(s) are copied unchanged with the dates of the visits in acq_time (${examples}); shift or remove those dates before sharing`)
+    }
 
     // What is done already: a row with these settings whose input has not changed size and whose output is in place.
     const selection = new Set<string>([...units.flatMap((u) => u.images.map((i) => i.input)), ...refused.map((r) => r.input)])
@@ -349,6 +354,17 @@ function targetsOf(outRoot: string, units: WorkUnit[], copies: string[], descrip
  * that was killed. Unsharded, all of them are removed; a shard removes only those of its own
  * targets, because other shards may be writing into the same folder right now.
  */
+/** The copied BIDS scans and sessions tables that still give visit dates (see holdsVisitDates). */
+async function tablesWithVisitDates(inRoot: string, copies: string[]): Promise<string[]> {
+  const dated: string[] = []
+  for (const rel of copies) {
+    if (!rel.endsWith('.tsv')) continue
+    const text = await readFile(join(inRoot, rel), 'utf8').catch(() => '')
+    if (holdsVisitDates(rel, text)) dated.push(rel)
+  }
+  return dated
+}
+
 async function removeStaleTemporaries(outRoot: string, targets: Set<string> | undefined): Promise<number> {
   let removed = 0
   const visit = async (relDir: string) => {
