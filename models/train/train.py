@@ -222,7 +222,7 @@ def validate(model, val):
 
 
 def main():
-    global P_PERM, P_SYNTH
+    global P_PERM, P_SYNTH, P_STRIPPED
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=80)
     ap.add_argument("--iters", type=int, default=100000)
@@ -236,9 +236,10 @@ def main():
     ap.add_argument("--budget-minutes", type=float, help="on --resume: replace the stored time budget")
     ap.add_argument("--p-perm", type=float, default=P_PERM, help="probability of an axis permutation/flip")
     ap.add_argument("--p-synth", type=float, default=P_SYNTH, help="probability of synthetic intensities")
+    ap.add_argument("--p-stripped", type=float, default=P_STRIPPED, help="probability of a skull-stripped sample")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    P_PERM, P_SYNTH = args.p_perm, args.p_synth
+    P_PERM, P_SYNTH, P_STRIPPED = args.p_perm, args.p_synth, args.p_stripped
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     split = load_split()
