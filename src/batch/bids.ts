@@ -1,6 +1,6 @@
 /**
  * The little of BIDS that defacing a dataset needs: which images are anatomical, what their
- * suffix is, which sidecar belongs to an image, and which subject a path belongs to.
+ * suffix is, which sidecar belongs to an image, which subject a path belongs to, and which tables give visit dates.
  */
 import { formatOfPath, stripVolumeExtension } from '../io/format.js'
 
