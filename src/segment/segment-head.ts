@@ -67,6 +67,10 @@ export async function loadSegmentationModel(path: string = DEFAULT_MODEL_PATH, o
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
+    // Without the memory pattern the second run is already as fast as any later one, and the
+    // session holds about 90 MB less (measured on 96^3: runs of 605, 361, 340 ms against 618,
+    // 564, 350 ms, peak RSS 243 against 332 MB).
+    enableMemPattern: false,
   })
   return { session, path }
 }
