@@ -6,7 +6,8 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { readVolume } from '../src/io/read-volume.js'
-import { montagePng, renderSkinViews, skinThreshold, viewToPng } from '../src/verify/render-surface.js'
+import { renderSkinViews, skinThreshold } from '../src/verify/render-surface.js'
+import { montagePng, viewToPng } from '../src/verify/view-images.js'
 
 const [input, outDir] = process.argv.slice(2)
 if (input === undefined || outDir === undefined) {

@@ -10,7 +10,6 @@
  */
 import { open, readdir, stat } from 'node:fs/promises'
 import path from 'node:path'
-import { readImageDicomFileSeriesNode } from '@itk-wasm/dicom'
 import type { HeaderText, Mat3, Vec3, Volume, VoxelArray } from './volume.js'
 import { allocateVoxels, pixelTypeOf } from './volume.js'
 import { UnfaceError } from './errors.js'
@@ -550,6 +549,8 @@ export async function readDicomSeries(dir: string, options: { seriesUid?: string
   const sortedFiles = stack.order.map((i) => at(series, i).file)
   if (options.maxVoxels !== undefined) assertWithinLimit(rows * columns * stack.depth, options.maxVoxels, dir)
 
+  // Loaded on first use: importing it costs every command about 0.1 s, and most inputs are not DICOM.
+  const { readImageDicomFileSeriesNode } = await import('@itk-wasm/dicom')
   const result = await quietly(() => readImageDicomFileSeriesNode({ inputImages: sortedFiles })).catch((error: unknown) => {
     const reason = error instanceof Error && error.message ? `: ${error.message.split('\n')[0]}` : ''
     throw new UnfaceError(`itk-wasm could not decode the pixels of ${label}${reason}`, { file: dir, cause: error })

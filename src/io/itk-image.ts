@@ -2,7 +2,7 @@
  * The bridge between itk-wasm's Image and our Volume. Both use LPS and a row-major direction,
  * so geometry passes through unchanged.
  */
-import { Image, ImageType } from 'itk-wasm'
+import type { Image } from 'itk-wasm'
 import type { HeaderText, Mat3, PixelType, Vec3, Volume, VolumeSource, VoxelArray } from './volume.js'
 import { PIXEL_TYPES } from './volume.js'
 import { UnfaceError } from './errors.js'
@@ -55,7 +55,8 @@ export function imageToVolume(image: Image, source: VolumeSource, modalityTag?: 
 }
 
 /** An itk-wasm image of the volume; metadata travels only when asked to keep header text. */
-export function volumeToImage(volume: Volume, metadata: Map<string, unknown>): Image {
+export async function volumeToImage(volume: Volume, metadata: Map<string, unknown>): Promise<Image> {
+  const { Image, ImageType } = await import('itk-wasm')
   const image = new Image(new ImageType(3, volume.pixelType, 'Scalar', 1))
   image.name = 'unface'
   image.size = [...volume.size]

@@ -3,7 +3,6 @@
  * names the file and says what is wrong with it.
  */
 import { open, readFile, stat } from 'node:fs/promises'
-import { readImageNode } from '@itk-wasm/image-io'
 import type { Volume } from './volume.js'
 import { UnfaceError } from './errors.js'
 import { SUPPORTED_EXTENSIONS, formatOfPath } from './format.js'
@@ -35,6 +34,8 @@ export async function readVolume(path: string, options: ReadOptions = {}): Promi
     return niftiToVolume(await readFile(path), path, maxVoxels)
   }
   const name = format.format === 'nrrd' ? 'NRRD' : 'MetaImage'
+  // Loaded on first use: importing itk-wasm costs every command about 0.1 s, and NIfTI never needs it.
+  const { readImageNode } = await import('@itk-wasm/image-io')
   const unreadable = (error: unknown) =>
     new UnfaceError(
       `cannot be read as ${name}: the file is corrupt or truncated${format.detached ? ', or its data file is missing' : ''}`,

@@ -7,7 +7,6 @@ import { mkdtemp, readdir, rm, stat, unlink, writeFile, access, constants as fsC
 import { basename, dirname, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { createGzip } from 'node:zlib'
-import { writeImageNode } from '@itk-wasm/image-io'
 import type { Volume } from './volume.js'
 import { realIntensities } from './volume.js'
 import { UnfaceError } from './errors.js'
@@ -94,7 +93,9 @@ export async function encodeVolume(volume: Volume, path: string, options: { keep
   // DICOM header text (names, IDs, dates) is never carried into another format, even when asked.
   const carryText = options.keepHeaderText === true && volume.source.format !== 'dicom'
   const metadata = new Map<string, unknown>(carryText ? volume.headerText.map((t) => [t.field, t.value]) : [])
-  const image = volumeToImage(toWrite, metadata)
+  const image = await volumeToImage(toWrite, metadata)
+  // Loaded on first use, as in read-volume.ts.
+  const { writeImageNode } = await import('@itk-wasm/image-io')
   const writeWithItk = (target: string) =>
     quietly(() => writeImageNode(image, target, { useCompression: true })).catch((error: unknown) => {
       throw new UnfaceError(`could not write ${format.extension}`, { file: path, cause: error })

@@ -3,7 +3,6 @@
  * on the right, laid out alike (one row per pitch, one column per yaw), beside the mid-sagittal
  * slice with the removed region overlaid.
  */
-import sharp from 'sharp'
 import type { RenderedView } from '../verify/render-surface.js'
 import type { RgbImage } from './slice-overlay.js'
 
@@ -57,6 +56,8 @@ export async function reportMontage(before: RenderedView[], after: RenderedView[
     ...after.map((v) => label(v, gridWidth + GAP, 'after')),
     text(sliceLeft + 4, 14, 'removed (red), brain (green)'),
   ]
+  // Loaded on first use: importing sharp costs every command about 0.1 s, and only reports need it.
+  const { default: sharp } = await import('sharp')
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}"><g font-family="sans-serif" font-size="12" fill="${LABEL_COLOUR}">${labels.join('')}</g></svg>`
   return sharp(canvas, { raw: { width, height, channels: 3 } })
     .composite([{ input: Buffer.from(svg), left: 0, top: 0 }])

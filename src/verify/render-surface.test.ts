@@ -1,10 +1,9 @@
 import { describe, expect, it } from 'vitest'
-import sharp from 'sharp'
 import { readVolume } from '../io/read-volume.js'
 import { realIntensities, withVoxels, type Volume } from '../io/volume.js'
 import { makeHeadPhantom, type HeadPhantom, type HeadPhantomOptions } from '../../test/phantom/head-phantom.js'
 import { describeWithSharedData, sharedPath } from '../../test/shared-data.js'
-import { DEFAULT_VIEWS, montagePng, renderSkinViews, skinThreshold, viewToPng, type RenderedView, type ViewAngle } from './render-surface.js'
+import { DEFAULT_VIEWS, renderSkinViews, skinThreshold, type RenderedView, type ViewAngle } from './render-surface.js'
 
 const FRONT: ViewAngle = { yaw: 0, pitch: 0 }
 
@@ -222,23 +221,6 @@ describe('skinThreshold', () => {
     const { volume } = phantom(T1)
     expect(() => skinThreshold(volume, new Uint8Array(10))).toThrow(/head mask has 10 voxels/)
     expect(() => skinThreshold(volume, new Uint8Array(volume.data.length))).toThrow(/no boundary/)
-  })
-})
-
-describe('PNG output', () => {
-  it('writes a view as a grey PNG with the same pixels', async () => {
-    const view = renderSkinViews(phantom(T1).volume, { views: [FRONT], imageSize: 64 })[0] as RenderedView
-    const png = await viewToPng(view)
-    const info = await sharp(png).metadata()
-    expect([info.format, info.width, info.height, info.channels]).toEqual(['png', 64, 64, 1])
-    const data = await sharp(png).toColourspace('b-w').raw().toBuffer()
-    expect(new Uint8Array(data)).toEqual(view.pixels)
-  })
-
-  it('lays views out in a montage, row by row', async () => {
-    const views = renderSkinViews(phantom(T1).volume, { views: DEFAULT_VIEWS.slice(0, 7), imageSize: 48 })
-    const info = await sharp(await montagePng(views, 5)).metadata()
-    expect([info.format, info.width, info.height]).toEqual(['png', 5 * 48, 2 * 48])
   })
 })
 

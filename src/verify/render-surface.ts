@@ -13,7 +13,6 @@
  * left; pitch raises it, positive from above. Yaw 0, pitch 0 looks at the face from in front with
  * the head upright and the patient's right on the image's left, as in a photograph of a person.
  */
-import sharp from 'sharp'
 import type { Mat3, Vec3, Volume, VoxelArray } from '../io/volume.js'
 import { canonicalGeometry, canonicalTransformOf, toCanonicalVoxels } from '../io/canonical-grid.js'
 import { mat3Transpose, mat3Vec3 } from '../io/matrix.js'
@@ -743,42 +742,4 @@ function surfaceDepths(grid: RenderGrid, forward: Vec3, right: Vec3, up: Vec3, p
 
 function cross(a: Vec3, b: Vec3): Vec3 {
   return [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
-}
-
-// ---- Images ----------------------------------------------------------------------------------------
-
-export function viewToPng(view: RenderedView): Promise<Buffer> {
-  return sharp(view.pixels, { raw: { width: view.width, height: view.height, channels: 1 } })
-    .toColourspace('b-w')
-    .png()
-    .toBuffer()
-}
-
-/** All views in one image, `columns` to a row in the order given, each labelled with its angles. */
-export async function montagePng(views: RenderedView[], columns: number): Promise<Buffer> {
-  const first = views[0]
-  if (first === undefined) throw new Error('no views to put in a montage')
-  const { width, height } = first
-  const rows = Math.ceil(views.length / columns)
-  const tiles = await Promise.all(
-    views.map(async (view, i) => ({
-      input: await viewToPng(view),
-      left: (i % columns) * width,
-      top: Math.floor(i / columns) * height,
-    })),
-  )
-  const labels = views.map((view, i) => {
-    const x = (i % columns) * width + 4
-    const y = Math.floor(i / columns) * height + 14
-    return `<text x="${x}" y="${y}">yaw ${signed(view.yaw)} pitch ${signed(view.pitch)}</text>`
-  })
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${columns * width}" height="${rows * height}"><g font-family="sans-serif" font-size="12" fill="#ffcc00">${labels.join('')}</g></svg>`
-  return sharp({ create: { width: columns * width, height: rows * height, channels: 3, background: '#000000' } })
-    .composite([...tiles, { input: Buffer.from(svg), left: 0, top: 0 }])
-    .png()
-    .toBuffer()
-}
-
-function signed(degrees: number): string {
-  return degrees > 0 ? `+${degrees}` : `${degrees}`
 }
