@@ -230,8 +230,10 @@ export interface GridLabels {
  * grid ([class][x][y][z]), by trilinear interpolation of the probabilities, so boundaries follow
  * the model's smooth output rather than its 2.5 mm blocks. Where all eight neighbouring grid
  * points agree, their convex combination has the same winner, so only boundary voxels are
- * interpolated; the rest are filled a run at a time. Each voxel's sum is formed in canonical
- * order, so a permuted or flipped layout gives the same labels, permuted and flipped alike.
+ * interpolated; the rest are filled a run at a time. Of the classes, a boundary voxel weighs only
+ * those that can win anywhere in its cell (see contendingClasses). Each voxel's sum is formed in
+ * canonical order, so a permuted or flipped layout gives the same labels, permuted and flipped
+ * alike.
  */
 export function labelsFromModelGrid(probabilities: Float32Array, classes: number, transform: CanonicalTransform, placement: GridPlacement): GridLabels {
   const n = MODEL_GRID_SIZE
@@ -260,6 +262,7 @@ export function labelsFromModelGrid(probabilities: Float32Array, classes: number
   const [c0, c1, c2] = canonicalOf
   const runs = runsOfOneCell(s0)
   const agreed = agreedCellLabels(winner)
+  const contending = contendingClasses(probabilities, classes, agreed)
   const gridStride = [n * n, n, 1]
   const [g0, g1, g2] = [gridStride[c0 as number], gridStride[c1 as number], gridStride[c2 as number]] as [number, number, number]
   const [n0, n1, n2] = transform.original.size
@@ -276,23 +279,47 @@ export function labelsFromModelGrid(probabilities: Float32Array, classes: number
     above[c] = Math.min((samples.index[t] as number) + 1, n - 1)
     frac[c] = samples.weight[t] as number
   }
+  // Every row of voxels through the same row of cells gets the same labels where the cells
+  // agree: they are laid down once per row of cells and copied, and only the runs in cells that
+  // disagree are worked out row by row.
+  const rowsOfCells = new Map<number, { labels: Uint8Array; counts: number[]; disagreeing: Int32Array }>()
+  const rowOfCells = (rowCell: number) => {
+    const agreedLabels = new Uint8Array(n0)
+    const agreedCounts = new Array<number>(classes).fill(0)
+    const disagreeing: number[] = []
+    for (let r = 0; r < runs.length; r += 2) {
+      const first = runs[r] as number
+      const end = runs[r + 1] as number
+      const label = agreed[rowCell + (s0.index[first] as number) * g0] as number
+      if (label === DISAGREE) {
+        disagreeing.push(first, end)
+        continue
+      }
+      agreedLabels.fill(label, first, end)
+      agreedCounts[label] = (agreedCounts[label] as number) + end - first
+    }
+    const made = { labels: agreedLabels, counts: agreedCounts, disagreeing: Int32Array.from(disagreeing) }
+    rowsOfCells.set(rowCell, made)
+    return made
+  }
   for (let t2 = 0; t2 < n2; t2++) {
     if (!s2.inside[t2]) continue
+    // Rows of cells at the previous cell index along this axis are not met again.
+    if (t2 > 0 && s2.index[t2] !== s2.index[t2 - 1]) rowsOfCells.clear()
     setAxis(c2, s2, t2)
     for (let t1 = 0; t1 < n1; t1++) {
       if (!s1.inside[t1]) continue
       setAxis(c1, s1, t1)
       const row = n0 * (t1 + n1 * t2)
       const rowCell = (s1.index[t1] as number) * g1 + (s2.index[t2] as number) * g2
-      for (let r = 0; r < runs.length; r += 2) {
-        const first = runs[r] as number
-        const end = runs[r + 1] as number
-        const label = agreed[rowCell + (s0.index[first] as number) * g0] as number
-        if (label !== DISAGREE) {
-          for (let t0 = first; t0 < end; t0++) labels[row + t0] = label
-          counts[label] = (counts[label] as number) + end - first
-          continue
-        }
+      const cellsRow = rowsOfCells.get(rowCell) ?? rowOfCells(rowCell)
+      labels.set(cellsRow.labels, row)
+      for (let c = 0; c < classes; c++) counts[c] = (counts[c] as number) + (cellsRow.counts[c] as number)
+      const { disagreeing } = cellsRow
+      for (let r = 0; r < disagreeing.length; r += 2) {
+        const first = disagreeing[r] as number
+        const end = disagreeing[r + 1] as number
+        const cell = rowCell + (s0.index[first] as number) * g0
         setAxis(c0, s0, first)
         for (let q = 0; q < 8; q++) {
           const x = q & 1 ? above[0] : below[0]
@@ -315,7 +342,9 @@ export function labelsFromModelGrid(probabilities: Float32Array, classes: number
           weight[7] = wx * wy * wz
           let best = 0
           let bestP = -1
+          const candidates = contending[cell] as number
           for (let c = 0; c < classes; c++) {
+            if ((candidates & (1 << c)) === 0) continue
             let p = 0
             for (let q = 0; q < 8; q++) p += (weight[q] as number) * (probabilities[c * cells + (corner[q] as number)] as number)
             if (p > bestP) {
@@ -364,6 +393,59 @@ function agreedCellLabels(winner: Uint8Array): Uint8Array {
     }
   }
   return agreed
+}
+
+/**
+ * For each cell whose corners disagree, a bit per class that can win somewhere in it. An
+ * interpolated probability lies between the least and the greatest of its class at the eight
+ * corners (the weights are at least 0 and sum to 1, up to float32 rounding), so a class whose
+ * greatest is below another's least loses everywhere in the cell and need not be summed.
+ */
+function contendingClasses(probabilities: Float32Array, classes: number, agreed: Uint8Array): Uint8Array {
+  const n = MODEL_GRID_SIZE
+  const cells = n * n * n
+  /** Far above the rounding of eight float32 weights, far below any difference that decides a label. */
+  const SLACK = 1e-5
+  const contending = new Uint8Array(cells)
+  const corner = new Int32Array(8)
+  const least = new Float64Array(classes)
+  const greatest = new Float64Array(classes)
+  for (let i = 0; i < n; i++) {
+    const di = i < n - 1 ? n * n : 0
+    for (let j = 0; j < n; j++) {
+      const dj = j < n - 1 ? n : 0
+      for (let k = 0; k < n; k++) {
+        const v = (i * n + j) * n + k
+        if (agreed[v] !== DISAGREE) continue
+        const dk = k < n - 1 ? 1 : 0
+        corner[0] = v
+        corner[1] = v + dk
+        corner[2] = v + dj
+        corner[3] = v + dj + dk
+        corner[4] = v + di
+        corner[5] = v + di + dk
+        corner[6] = v + di + dj
+        corner[7] = v + di + dj + dk
+        let floor = -Infinity
+        for (let c = 0; c < classes; c++) {
+          let lo = Infinity
+          let hi = -Infinity
+          for (let q = 0; q < 8; q++) {
+            const p = probabilities[c * cells + (corner[q] as number)] as number
+            if (p < lo) lo = p
+            if (p > hi) hi = p
+          }
+          least[c] = lo
+          greatest[c] = hi
+          if (lo > floor) floor = lo
+        }
+        let mask = 0
+        for (let c = 0; c < classes; c++) if ((greatest[c] as number) >= floor - SLACK) mask |= 1 << c
+        contending[v] = mask
+      }
+    }
+  }
+  return contending
 }
 
 /** [start, end) pairs of consecutive inside indices that fall in the same grid cell. */
