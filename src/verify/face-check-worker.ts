@@ -4,13 +4,19 @@
  * the defaced volume" (render, detect, judge). Running here, the first half overlaps the
  * segmentation and the defacing on the other core.
  */
+import { readlinkSync } from 'node:fs'
+import { setPriority } from 'node:os'
 import { parentPort } from 'node:worker_threads'
 import type { Volume } from '../io/volume.js'
 import { loadFaceCheck, observeOriginalVolume, verifyAgainstOriginal, type OriginalSeen } from './verify-face-removed.js'
 import type { FromFaceCheckThread, ToFaceCheckThread } from './face-check-thread.js'
 
+/** Lower than the main thread's 0; any value from 5 to 19 gave the same times. */
+const NICENESS = 5
+
 const port = parentPort
 if (port === null) throw new Error('face-check-worker runs only as a worker thread')
+yieldToTheMainThread()
 const check = loadFaceCheck()
 const originals = new Map<number, Promise<OriginalSeen>>()
 const reply = (message: FromFaceCheckThread) => port.postMessage(message)
@@ -47,4 +53,21 @@ port.on('message', (message: ToFaceCheckThread) => {
 
 function errorText(error: unknown): string {
   return (error as Error)?.message ?? String(error)
+}
+
+/**
+ * The original's renders and detections finish well before the defaced volume is ready, while
+ * the segmentation on the main thread is what the verdict waits for. At a lower priority this
+ * thread lets the network's threads have both cores when they run: the 256^3 deface command took
+ * 2.77 s instead of 2.97 s (medians of 5, interleaved, 2 cores). Linux names a thread's own id
+ * in /proc/thread-self, and setpriority on that id changes this thread alone; elsewhere the
+ * thread keeps the process's priority.
+ */
+function yieldToTheMainThread(): void {
+  try {
+    const threadId = Number(readlinkSync('/proc/thread-self').split('/').pop())
+    if (Number.isInteger(threadId) && threadId > 0) setPriority(threadId, NICENESS)
+  } catch {
+    // No /proc (not Linux): nothing to do.
+  }
 }
