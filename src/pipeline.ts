@@ -20,7 +20,7 @@ import { startFaceCheckThread, type FaceCheckThread } from './verify/face-check-
 import type { DefaceReport } from './report/deface-report.js'
 import { buildReport } from './report/build-report.js'
 import { reportFilesFor, writeReport, type ReportFiles } from './report/write-report.js'
-import { reportMontage } from './report/report-montage.js'
+import { reportMontage, type MontageImage } from './report/report-montage.js'
 import { sagittalOverlay } from './report/slice-overlay.js'
 
 /** The networks, loaded once and shared by every file a process defaces. */
@@ -102,6 +102,8 @@ export interface DefaceResult extends DefaceReport {
   /** The labels the volume was defaced with, for applying them to other images on its grid. */
   labels: Uint8Array
   reportFiles?: ReportFiles
+  /** The report's montage as pixels, for callers that make pictures of their own from it (the dataset report's thumbnails). */
+  montage?: MontageImage
 }
 
 export async function defaceFile(input: string, options: DefaceOptions = {}): Promise<DefaceResult> {
@@ -201,17 +203,15 @@ async function defaceWith(input: string, options: DefaceOptions, load: () => Pro
     timingsMs,
     notes,
   })
-  let reportFiles: ReportFiles | undefined
-  if (reportDir !== undefined && slice !== undefined) {
-    reportFiles = reportFilesFor(input, reportDir)
-    const files = reportFiles
-    await timed('report', async () => {
-      const { before, after } = verification ?? renderBeforeAfter(volume, defaced.volume)
-      const montage = await reportMontage(before, after, slice)
-      await writeReport(report, montage, files)
-    })
-  }
-  return { ...report, labels, ...(reportFiles === undefined ? {} : { reportFiles }) }
+  if (reportDir === undefined || slice === undefined) return { ...report, labels }
+  const reportFiles = reportFilesFor(input, reportDir)
+  const montage = await timed('report', async () => {
+    const { before, after } = verification ?? renderBeforeAfter(volume, defaced.volume)
+    const { png, image } = await reportMontage(before, after, slice)
+    await writeReport(report, png, reportFiles)
+    return image
+  })
+  return { ...report, labels, reportFiles, montage }
 }
 
 export interface MaskOptions extends ReadOptions {

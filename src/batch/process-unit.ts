@@ -193,9 +193,9 @@ async function defaceImage(
       voxels: result.voxels,
       models: { segmentationSha256: result.models.segmentation.sha256, faceCheckSha256: result.models.faceCheck?.sha256 ?? null },
     }
-    if (result.reportFiles !== undefined) {
+    const { montage } = result
+    if (montage !== undefined) {
       const thumbnail = thumbnailPathOf(image.input)
-      const montage = result.reportFiles.png
       await timed(timingsMs, 'thumbnail', async () =>
         writeFileAtomically(join(context.outRoot, thumbnail), await montageThumbnail(montage), { overwrite: true }),
       )

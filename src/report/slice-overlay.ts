@@ -61,17 +61,29 @@ export function sagittalOverlay(volume: Volume, weight: RemovalWeight, labels: U
  * none. The stored axis `axis` runs left-right, reversed if `flipped`.
  */
 function midlineColumn(labels: Uint8Array, size: Vec3, axis: number, flipped: boolean): number {
+  const [nx, ny, nz] = size
   const n = size[axis] as number
-  const inner = axis === 0 ? 1 : axis === 1 ? size[0] : size[0] * size[1]
-  let sum = 0
+  // Index sums along all three axes, so the loop needs no division per voxel.
+  const sums = [0, 0, 0]
   let count = 0
-  for (let i = 0; i < labels.length; i++) {
-    if (labels[i] !== LABELS.brain) continue
-    const t = Math.floor(i / inner) % n
-    sum += flipped ? n - 1 - t : t
-    count++
+  for (let z = 0, i = 0; z < nz; z++) {
+    for (let y = 0; y < ny; y++) {
+      let rowSum = 0
+      let rowCount = 0
+      for (let x = 0; x < nx; x++, i++) {
+        if (labels[i] !== LABELS.brain) continue
+        rowSum += x
+        rowCount++
+      }
+      sums[0] = (sums[0] as number) + rowSum
+      sums[1] = (sums[1] as number) + y * rowCount
+      sums[2] = (sums[2] as number) + z * rowCount
+      count += rowCount
+    }
   }
-  return count === 0 ? Math.floor(n / 2) : Math.round(sum / count)
+  if (count === 0) return Math.floor(n / 2)
+  const sum = sums[axis] as number
+  return Math.round((flipped ? count * (n - 1) - sum : sum) / count)
 }
 
 function robustRange(values: Float32Array): [number, number] {
