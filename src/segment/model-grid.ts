@@ -500,14 +500,25 @@ function blockMean(data: VoxelArray, transform: CanonicalTransform, factor: Vec3
     return canonicalIndexAlong(transform, d).map((u) => Math.floor(u / (factor[c] as number)) * (blockStride[c] as number))
   }) as [Int32Array, Int32Array, Int32Array]
   const [n0, n1, n2] = transform.original.size
+  // Consecutive voxels of a row that share a block are summed first and added to it once.
+  const runs: number[] = []
+  for (let t0 = 0; t0 < n0; ) {
+    const start = t0
+    while (t0 < n0 && b0[t0] === b0[start]) t0++
+    runs.push(start, t0)
+  }
   const sum = new Float64Array(small[0] * small[1] * small[2])
-  let v = 0
   for (let t2 = 0; t2 < n2; t2++) {
     for (let t1 = 0; t1 < n1; t1++) {
       const rowBlock = (b1[t1] as number) + (b2[t2] as number)
-      for (let t0 = 0; t0 < n0; t0++, v++) {
-        const b = rowBlock + (b0[t0] as number)
-        sum[b] = (sum[b] as number) + (data[v] as number)
+      const row = n0 * (t1 + n1 * t2)
+      for (let r = 0; r < runs.length; r += 2) {
+        const start = runs[r] as number
+        const end = runs[r + 1] as number
+        let s = 0
+        for (let v = row + start; v < row + end; v++) s += data[v] as number
+        const b = rowBlock + (b0[start] as number)
+        sum[b] = (sum[b] as number) + s
       }
     }
   }
