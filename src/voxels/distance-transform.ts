@@ -31,6 +31,7 @@ function transform(mask: Uint8Array, size: Vec3, spacing: Vec3, withinMm: number
   const squared = new Float32Array(mask.length)
   alongRows(mask, squared, size[0], spacing[0], reach)
   const strides = [1, size[0], size[0] * size[1]]
+  const reachVoxels = spacing.map((s) => (Number.isFinite(withinMm) ? Math.ceil(withinMm / s) + 1 : Infinity))
   for (const axis of [1, 2]) {
     const n = size[axis] as number
     const stride = strides[axis] as number
@@ -43,17 +44,24 @@ function transform(mask: Uint8Array, size: Vec3, spacing: Vec3, withinMm: number
     for (let b = 0; b < (size[v] as number); b++) {
       for (let a = 0; a < (size[u] as number); a++) {
         const base = a * (strides[u] as number) + b * (strides[v] as number)
-        let any = false
+        let first = n
+        let last = -1
         for (let i = 0; i < n; i++) {
           const value = squared[base + i * stride] as number
           line[i] = value
-          if (value !== Infinity) any = true
+          if (value !== Infinity) {
+            if (first === n) first = i
+            last = i
+          }
         }
         // Nothing within reach on this line: every distance on it stays beyond reach.
-        if (!any) continue
-        lowerEnvelope(line, out, hull, bounds, s)
+        if (last < 0) continue
+        // Nor is anything further than the reach from the first and last value within it.
+        const from = Math.max(0, first - (reachVoxels[axis] as number))
+        const to = Math.min(n - 1, last + (reachVoxels[axis] as number))
+        lowerEnvelope(line, out, hull, bounds, s, first, last, from, to)
         for (let i = 0; i < n; i++) {
-          const value = out[i] as number
+          const value = i < from || i > to ? Infinity : (out[i] as number)
           squared[base + i * stride] = value > reach ? Infinity : value
         }
       }
@@ -83,12 +91,14 @@ function alongRows(mask: Uint8Array, squared: Float32Array, n: number, spacing: 
   }
 }
 
-/** out[p] = min over q of f[q] + ((p - q) * spacing)^2. */
-function lowerEnvelope(f: Float64Array, out: Float64Array, hull: Int32Array, bounds: Float64Array, spacing: number): void {
-  const n = f.length
+/**
+ * out[p] = min over q of f[q] + ((p - q) * spacing)^2, for p from `from` to `to`; f is finite
+ * only from `first` to `last`.
+ */
+function lowerEnvelope(f: Float64Array, out: Float64Array, hull: Int32Array, bounds: Float64Array, spacing: number, first: number, last: number, from: number, to: number): void {
   const s2 = spacing * spacing
   let k = -1
-  for (let q = 0; q < n; q++) {
+  for (let q = first; q <= last; q++) {
     if (!Number.isFinite(f[q] as number)) continue
     // Where the parabola from q overtakes the last one on the hull, in units of voxels.
     while (k >= 0) {
@@ -110,7 +120,7 @@ function lowerEnvelope(f: Float64Array, out: Float64Array, hull: Int32Array, bou
   }
   bounds[k + 1] = Infinity
   let j = 0
-  for (let p = 0; p < n; p++) {
+  for (let p = from; p <= to; p++) {
     while ((bounds[j + 1] as number) < p) j++
     const q = hull[j] as number
     out[p] = s2 * (p - q) * (p - q) + (f[q] as number)
