@@ -323,7 +323,7 @@ function prepareGrid(volume: Volume, threshold: number): RenderGrid {
   })
   const geometry = canonicalGeometry(transform)
   const { slope, intercept } = volume.scaling ?? { slope: 1, intercept: 0 }
-  const { field, size } = padWithAir(toCanonicalVoxels(small.data, transform), geometry.size, (v) => v * slope + intercept - threshold)
+  const { field, size } = padWithAir(toCanonicalVoxels(small.data, transform), geometry.size, slope, intercept - threshold)
   const smoothed = smooth(field, size)
   const { occupied, lower, upper } = occupiedCells(smoothed, size)
   const surface = surfaceCells(occupied, size)
@@ -376,32 +376,36 @@ function blockAverage(data: VoxelArray, size: Vec3, factors: Vec3): { data: Voxe
 }
 
 /**
- * The field, value(data), inside one voxel of its lowest value: a head cut by the field of view
- * gets a closed surface along the cut, shaded like any other.
+ * The field, data * slope + offset, inside one voxel of its lowest value: a head cut by the field
+ * of view gets a closed surface along the cut, shaded like any other.
  */
-function padWithAir(data: VoxelArray, size: Vec3, value: (stored: number) => number): { field: Float32Array; size: Vec3 } {
+function padWithAir(data: VoxelArray, size: Vec3, slope: number, offset: number): { field: Float32Array; size: Vec3 } {
   const [nx, ny, nz] = size
   const padded: Vec3 = [nx + 2, ny + 2, nz + 2]
-  const field = new Float32Array(padded[0] * padded[1] * padded[2])
+  const [px, py, pz] = padded
+  const field = new Float32Array(px * py * pz)
   let air = Infinity
   for (let z = 0; z < nz; z++) {
     for (let y = 0; y < ny; y++) {
       const source = nx * (y + ny * z)
-      const target = 1 + padded[0] * (y + 1 + padded[1] * (z + 1))
+      const target = 1 + px * (y + 1 + py * (z + 1))
       for (let x = 0; x < nx; x++) {
-        const v = value(data[source + x] as number)
+        const v = (data[source + x] as number) * slope + offset
         field[target + x] = v
         if (v < air) air = v
       }
     }
   }
-  // Every voxel of the padding is one with an index 0 or last along some axis.
-  let i = 0
-  for (let z = 0; z < padded[2]; z++) {
-    for (let y = 0; y < padded[1]; y++) {
-      for (let x = 0; x < padded[0]; x++, i++) {
-        if (x === 0 || y === 0 || z === 0 || x === nx + 1 || y === ny + 1 || z === nz + 1) field[i] = air
-      }
+  // The padding: the first and last slice, and the first and last row and column of the others.
+  const slice = px * py
+  field.fill(air, 0, slice)
+  field.fill(air, (pz - 1) * slice)
+  for (let z = 1; z < pz - 1; z++) {
+    field.fill(air, z * slice, z * slice + px)
+    field.fill(air, z * slice + (py - 1) * px, (z + 1) * slice)
+    for (let y = 1; y < py - 1; y++) {
+      field[z * slice + y * px] = air
+      field[z * slice + y * px + px - 1] = air
     }
   }
   return { field, size: padded }
@@ -446,22 +450,26 @@ function occupiedCells(field: Float32Array, size: Vec3): { occupied: Uint8Array;
   for (const stride of [1, nx, nx * ny]) {
     for (let i = 0; i + stride < occupied.length; i++) occupied[i] = (occupied[i] as number) | (occupied[i + stride] as number)
   }
-  const lower: Vec3 = [nx, ny, nz]
-  const upper: Vec3 = [0, 0, 0]
-  let i = 0
-  for (let z = 0; z < nz - 1; z++, i += nx) {
-    for (let y = 0; y < ny - 1; y++, i++) {
-      for (let x = 0; x < nx - 1; x++, i++) {
-        if (occupied[i] === 0) continue
-        lower[0] = Math.min(lower[0], x)
-        lower[1] = Math.min(lower[1], y)
-        lower[2] = Math.min(lower[2], z)
-        upper[0] = Math.max(upper[0], x)
-        upper[1] = Math.max(upper[1], y)
-        upper[2] = Math.max(upper[2], z)
-      }
+  let [x0, y0, z0] = [nx, ny, nz]
+  let [x1, y1, z1] = [0, 0, 0]
+  for (let z = 0; z < nz - 1; z++) {
+    for (let y = 0; y < ny - 1; y++) {
+      const row = nx * (y + ny * z)
+      let first = 0
+      while (first < nx - 1 && occupied[row + first] === 0) first++
+      if (first === nx - 1) continue
+      let last = nx - 2
+      while (occupied[row + last] === 0) last--
+      if (first < x0) x0 = first
+      if (last > x1) x1 = last
+      if (y < y0) y0 = y
+      if (y > y1) y1 = y
+      if (z < z0) z0 = z
+      z1 = z
     }
   }
+  const lower: Vec3 = [x0, y0, z0]
+  const upper: Vec3 = [x1, y1, z1]
   // The box is shrunk by a hair so that rounding never puts a ray position in a cell outside it.
   return { occupied, lower: lower.map((v) => v + 1e-6) as Vec3, upper: upper.map((v) => v + 1 - 1e-6) as Vec3 }
 }
