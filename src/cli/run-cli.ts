@@ -137,7 +137,8 @@ export async function runCli(argv: string[], streams: CliStreams = { stdout: pro
       if ((streams.stderr as NodeJS.WriteStream).isTTY === true) streams.stderr.write(`unface: wrote ${result.output}\n`)
       return ExitCode.ok
     }
-    const { labels: _labels, ...result } = await withProgress(streams, (onStage) =>
+    // The label map and the montage's pixels are for library callers, not for a terminal.
+    const { labels: _labels, montage: _montage, ...result } = await withProgress(streams, (onStage) =>
       defaceFile(input, {
         ...readOptions,
         ...output,
