@@ -231,7 +231,7 @@ export interface GridLabels {
  * the model's smooth output rather than its 2.5 mm blocks. Where all eight neighbouring grid
  * points agree, their convex combination has the same winner, so only boundary voxels are
  * interpolated; the rest are filled a run at a time. Of the classes, a boundary voxel weighs only
- * those that can win anywhere in its cell (see contendingClasses). Each voxel's sum is formed in
+ * those that can win anywhere in its cell (see cellLabels). Each voxel's sum is formed in
  * canonical order, so a permuted or flipped layout gives the same labels, permuted and flipped
  * alike.
  */
@@ -261,8 +261,7 @@ export function labelsFromModelGrid(probabilities: Float32Array, classes: number
   }) as [AxisSamples, AxisSamples, AxisSamples]
   const [c0, c1, c2] = canonicalOf
   const runs = runsOfOneCell(s0)
-  const agreed = agreedCellLabels(winner)
-  const contending = contendingClasses(probabilities, classes, agreed)
+  const { agreed, contending } = cellLabels(winner, probabilities, classes)
   const gridStride = [n * n, n, 1]
   const [g0, g1, g2] = [gridStride[c0 as number], gridStride[c1 as number], gridStride[c2 as number]] as [number, number, number]
   const [n0, n1, n2] = transform.original.size
@@ -367,48 +366,20 @@ const DISAGREE = 255
 
 /**
  * For each grid cell (grid point and the next along each axis, clamped at the edge), the label
- * all eight corners share, or DISAGREE.
+ * all eight corners share, or DISAGREE; and for each cell that disagrees, a bit per class that
+ * can win somewhere in it. An interpolated probability lies between the least and the greatest
+ * of its class at the eight corners (the weights are at least 0 and sum to 1, up to float32
+ * rounding), so a class whose greatest is below another's least loses everywhere in the cell
+ * and need not be summed.
  */
-function agreedCellLabels(winner: Uint8Array): Uint8Array {
-  const n = MODEL_GRID_SIZE
-  const agreed = new Uint8Array(winner.length)
-  for (let i = 0; i < n; i++) {
-    const di = i < n - 1 ? n * n : 0
-    for (let j = 0; j < n; j++) {
-      const dj = j < n - 1 ? n : 0
-      for (let k = 0; k < n; k++) {
-        const v = (i * n + j) * n + k
-        const dk = k < n - 1 ? 1 : 0
-        const label = winner[v] as number
-        const same =
-          winner[v + dk] === label &&
-          winner[v + dj] === label &&
-          winner[v + dj + dk] === label &&
-          winner[v + di] === label &&
-          winner[v + di + dk] === label &&
-          winner[v + di + dj] === label &&
-          winner[v + di + dj + dk] === label
-        agreed[v] = same ? label : DISAGREE
-      }
-    }
-  }
-  return agreed
-}
-
-/**
- * For each cell whose corners disagree, a bit per class that can win somewhere in it. An
- * interpolated probability lies between the least and the greatest of its class at the eight
- * corners (the weights are at least 0 and sum to 1, up to float32 rounding), so a class whose
- * greatest is below another's least loses everywhere in the cell and need not be summed.
- */
-function contendingClasses(probabilities: Float32Array, classes: number, agreed: Uint8Array): Uint8Array {
+function cellLabels(winner: Uint8Array, probabilities: Float32Array, classes: number): { agreed: Uint8Array; contending: Uint8Array } {
   const n = MODEL_GRID_SIZE
   const cells = n * n * n
   /** Far above the rounding of eight float32 weights, far below any difference that decides a label. */
   const SLACK = 1e-5
+  const agreed = new Uint8Array(cells)
   const contending = new Uint8Array(cells)
   const corner = new Int32Array(8)
-  const least = new Float64Array(classes)
   const greatest = new Float64Array(classes)
   for (let i = 0; i < n; i++) {
     const di = i < n - 1 ? n * n : 0
@@ -416,7 +387,6 @@ function contendingClasses(probabilities: Float32Array, classes: number, agreed:
       const dj = j < n - 1 ? n : 0
       for (let k = 0; k < n; k++) {
         const v = (i * n + j) * n + k
-        if (agreed[v] !== DISAGREE) continue
         const dk = k < n - 1 ? 1 : 0
         corner[0] = v
         corner[1] = v + dk
@@ -426,6 +396,14 @@ function contendingClasses(probabilities: Float32Array, classes: number, agreed:
         corner[5] = v + di + dk
         corner[6] = v + di + dj
         corner[7] = v + di + dj + dk
+        const label = winner[v] as number
+        let same = true
+        for (let q = 1; q < 8 && same; q++) same = winner[corner[q] as number] === label
+        if (same) {
+          agreed[v] = label
+          continue
+        }
+        agreed[v] = DISAGREE
         let floor = -Infinity
         for (let c = 0; c < classes; c++) {
           let lo = Infinity
@@ -435,7 +413,6 @@ function contendingClasses(probabilities: Float32Array, classes: number, agreed:
             if (p < lo) lo = p
             if (p > hi) hi = p
           }
-          least[c] = lo
           greatest[c] = hi
           if (lo > floor) floor = lo
         }
@@ -445,7 +422,7 @@ function contendingClasses(probabilities: Float32Array, classes: number, agreed:
       }
     }
   }
-  return contending
+  return { agreed, contending }
 }
 
 /** [start, end) pairs of consecutive inside indices that fall in the same grid cell. */
