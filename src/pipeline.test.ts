@@ -2,7 +2,7 @@
  * The whole deface on the bundled real sample: what is released, what is withheld, and what the
  * report says. The networks load once for the file.
  */
-import { existsSync, readdirSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -111,6 +111,16 @@ describe('defaceFile on the bundled real head', () => {
     expect(result.released).toBe(true)
     expect(result.settings.verify).toBe(false)
     expect(result.reasons.join(' ')).toMatch(/--no-verify/)
+  })
+})
+
+describe.runIf(existsSync('/proc/thread-self'))('the face check thread on Linux', () => {
+  it('runs five nice steps below the process, so that segmentation gets the cores first', async () => {
+    await models.faceCheck?.ready
+    const niceOf = (task: string) => Number(readFileSync(`/proc/self/task/${task}/stat`, 'utf8').split(') ')[1]?.split(' ')[16])
+    const own = niceOf(String(process.pid))
+    const nices = readdirSync('/proc/self/task').map(niceOf)
+    expect(nices).toContain(Math.min(19, own + 5))
   })
 })
 
