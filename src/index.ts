@@ -15,3 +15,4 @@ export { defaceVolume, DEFAULT_DEFACE_SETTINGS, type DefaceMode, type DefaceSett
 export { loadFaceCheck, verifyFaceRemoved, renderBeforeAfter, type FaceCheck, type FaceVerification, type FaceViewCheck } from './verify/verify-face-removed.js'
 export { renderSkinViews, skinThreshold, DEFAULT_VIEWS, type RenderedView, type ViewAngle } from './verify/render-surface.js'
 export type { DefaceReport, Verdict } from './report/deface-report.js'
+export type { MontageImage } from './report/report-montage.js'
