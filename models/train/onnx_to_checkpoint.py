@@ -3,7 +3,8 @@
 
 The checkpoints live in the git-ignored work/ folder, so a fresh checkout has only
 models/unface-seg.onnx. export_onnx.py names every initializer after its parameter in net.py
-(prefixed "m." by the softmax wrapper), so the weights map back one to one.
+(prefixed "m." by the softmax wrapper), so the weights map back one to one, the up-sampling
+convolutions' after a reshape.
 
 Usage: /usr/bin/python3 models/train/onnx_to_checkpoint.py [--onnx models/unface-seg.onnx] [--out models/train/work/ckpt_shipped.pt]
 """
@@ -26,6 +27,14 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "work", "ckpt_shipped.pt"))
     args = ap.parse_args()
     weights = {i.name: numpy_helper.to_array(i) for i in onnx.load(args.onnx).graph.initializer}
+    # export_onnx.py writes each up-sampling ConvTranspose3d as a 1x1x1 convolution (see
+    # ConvTransposeAsShuffle there): back to [in, out, 2, 2, 2] and one bias per output channel.
+    for name in [k for k in weights if k.startswith("m.up.") and k.endswith(".conv.weight")]:
+        prefix = name[: -len("conv.weight")]
+        w = weights.pop(name)
+        out8, channels_in = w.shape[:2]
+        weights[prefix + "weight"] = w.reshape(out8 // 8, 2, 2, 2, channels_in).transpose(4, 0, 1, 2, 3)
+        weights[prefix + "bias"] = weights.pop(prefix + "conv.bias")[::8]
     model = UNet3D()
     state = model.state_dict()
     missing = [k for k in state if "m." + k not in weights]
