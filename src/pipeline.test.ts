@@ -95,13 +95,23 @@ describe('defaceFile on the bundled real head', () => {
 
   it.runIf(existsSync('/proc/self/task'))('a call that loads its own models leaves no thread behind', async () => {
     // Each such call starts a face-check thread and a network session; they used to outlive it.
-    const threads = () => readdirSync('/proc/self/task').length
+    // A thread that has been told to stop can take a moment to go: count once the number holds still.
+    const threads = async () => {
+      let count = readdirSync('/proc/self/task').length
+      for (let waited = 0; waited < 2000; waited += 100) {
+        await new Promise((resolve) => setTimeout(resolve, 100))
+        const now = readdirSync('/proc/self/task').length
+        if (now === count) break
+        count = now
+      }
+      return count
+    }
     const output = join(dir, 'one-off.nii.gz')
     await defaceFile(SAMPLE, { output, force: true })
-    const after = threads()
+    const after = await threads()
     const again = await defaceFile(SAMPLE, { output, force: true })
     expect(again.verdict).toBe('PASS')
-    expect(threads()).toBe(after)
+    expect(await threads()).toBe(after)
   })
 
   it('--no-verify releases the output and the report says it was not verified', async () => {
