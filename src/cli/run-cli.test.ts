@@ -149,6 +149,14 @@ describe('unface CLI basics', () => {
     expect(missing.code).toBe(1)
     expect(missing.stderr).toBe(`unface: ${join(dir, 'absent.nii')}: no such file or directory\n`)
   })
+
+  it('the built binary defaces under node options given by the user, V8 ones included', async () => {
+    // The face check's thread must not be handed options a thread may not take (it stopped with an internal error).
+    const bin = resolve(import.meta.dirname, '../../dist/cli/main.js')
+    const output = join(dir, 'node-options.nii.gz')
+    const { stdout } = await promisify(execFile)(process.execPath, ['--max-old-space-size=4096', bin, 'deface', SAMPLE, '-o', output])
+    expect(stdout).toMatch(/: PASS: wrote /)
+  })
 })
 
 describe('bad input: clear one-line errors, non-zero exit, no partial output, input untouched', () => {

@@ -52,11 +52,15 @@ export function startFaceCheckThread(): FaceCheckThread {
   const entry = new URL(FROM_SOURCE ? './face-check-worker.ts' : './face-check-worker.js', import.meta.url)
   // From source (the tests), the worker needs tsx to load TypeScript; the built package runs plain JavaScript.
   // A thread inherits the process's flags, and `node --input-type=module -e` would make it refuse
-  // its own entry file; that flag concerns the parent's script only.
-  const execArgv = process.execArgv.filter((flag) => !flag.startsWith('--input-type'))
+  // its own entry file; that flag concerns the parent's script only, so then the thread is given
+  // the others. Otherwise it inherits them as they are: a list given explicitly may not hold V8
+  // options, and `node --max-old-space-size=8192 unface ...` stopped with an internal error.
+  const options = process.execArgv.some((flag) => flag.startsWith('--input-type'))
+    ? { execArgv: process.execArgv.filter((flag) => !flag.startsWith('--input-type')) }
+    : {}
   const worker = FROM_SOURCE
-    ? new Worker(`import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(entry.href)}) })`, { eval: true, execArgv })
-    : new Worker(entry, { execArgv })
+    ? new Worker(`import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(entry.href)}) })`, { eval: true, ...options })
+    : new Worker(entry, options)
   const waiting = new Map<number, { resolve: (v: FaceVerification) => void; reject: (e: Error) => void }>()
   let broken: Error | undefined
   // The thread must not keep a finished process alive, only one that awaits its loading or a verdict.
