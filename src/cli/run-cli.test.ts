@@ -234,6 +234,9 @@ describe('bad input: clear one-line errors, non-zero exit, no partial output, in
     const badExtension = await cli('deface', SAMPLE, '-o', join(outDir, 'x.png'))
     expect(badExtension.code).toBe(1)
     expect(badExtension.stderr).toMatch(/x\.png: unsupported output format/)
+    const intoDirectory = await cli('deface', SAMPLE, '-o', outDir)
+    expect(intoDirectory.code).toBe(1)
+    expect(intoDirectory.stderr).toMatch(/: output is a directory \(give a file name/)
     expect(await readdir(outDir)).toEqual([])
   })
 

@@ -31,12 +31,13 @@ export interface WriteResult {
 
 /** Fails early, before any processing, if the volume could not be written to `path`. */
 export async function assertWritable(path: string, options: { overwrite?: boolean } = {}): Promise<FileFormat> {
+  // A directory first: its name has no extension, and "unsupported output format" would not say what is wrong.
+  const existing = await stat(path).catch(() => undefined)
+  if (existing?.isDirectory()) throw new UnfaceError('output is a directory (give a file name, such as OUT.nii.gz)', { file: path })
   const format = formatOfPath(path)
   if (format === undefined) {
     throw new UnfaceError(`unsupported output format (use one of ${SUPPORTED_EXTENSIONS.join(', ')})`, { file: path })
   }
-  const existing = await stat(path).catch(() => undefined)
-  if (existing?.isDirectory()) throw new UnfaceError('output is a directory', { file: path })
   if (existing !== undefined && options.overwrite !== true) {
     throw new UnfaceError('output already exists (use --force to replace it)', { file: path })
   }
