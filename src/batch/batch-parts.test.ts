@@ -13,13 +13,22 @@ import { gridDifference } from './grid.js'
 import type { Geometry } from '../io/volume.js'
 import { datasetProgress, type DatasetPlanEvent, type DatasetSummary } from './progress.js'
 import { runCli } from '../cli/run-cli.js'
-import { workerEnvironment } from './pool.js'
+import { defaultJobs, workerEnvironment } from './pool.js'
 
 describe('the workers\' environment', () => {
   it('asks glibc for huge pages, after any tunables of the user\'s own, and leaves a hugetlb setting of theirs alone', () => {
     expect(workerEnvironment({ PATH: '/bin' })).toEqual({ PATH: '/bin', GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' })
     expect(workerEnvironment({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' }).GLIBC_TUNABLES).toBe('glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1')
     expect(workerEnvironment({ GLIBC_TUNABLES: 'glibc.malloc.hugetlb=0' }).GLIBC_TUNABLES).toBe('glibc.malloc.hugetlb=0')
+  })
+})
+
+describe('the default number of workers', () => {
+  it('is one per core, but no more than one per GB of memory', () => {
+    const GB = 2 ** 30
+    expect(defaultJobs(2, 24 * GB)).toBe(2)
+    expect(defaultJobs(64, 16 * GB)).toBe(16)
+    expect(defaultJobs(8, 0.5 * GB)).toBe(1)
   })
 })
 

@@ -3,7 +3,6 @@
  * (src/batch/run-dataset.ts, src/batch/merge.ts), events to progress, results to exit codes.
  */
 import { parseArgs } from 'node:util'
-import { availableParallelism } from 'node:os'
 import { ExitCode, UsageError } from '../io/errors.js'
 import { DEFAULT_MAX_VOXELS } from '../io/limits.js'
 import { ANATOMICAL_SUFFIXES } from './bids.js'
@@ -11,6 +10,7 @@ import { runDataset } from './run-dataset.js'
 import { mergeManifests } from './merge.js'
 import { datasetProgress } from './progress.js'
 import { parseShard } from './shard.js'
+import { defaultJobs } from './pool.js'
 
 export interface Streams {
   stdout: NodeJS.WritableStream
@@ -54,7 +54,8 @@ Options of dataset:
                            label map to the other images of that folder that are on the same
                            voxel grid; the others are segmented on their own. Every image is
                            still verified on its own.
-  -j, --jobs N             Worker processes, each loading the models once (default: ${availableParallelism()}, the cores).
+  -j, --jobs N             Worker processes, each loading the models once (default: ${defaultJobs()}: one per
+                           core, at most one per GB of memory).
       --shard K/N          Do only shard K of N (by a hash of each path; a --mask-from folder stays
                            in one shard). Writes unface-manifest.shard-K-of-N.jsonl.
       --layout L           auto (default), bids or plain.

@@ -6,6 +6,7 @@
  * finished are reported to the caller, which records them as errors.
  */
 import { fork, type ChildProcess } from 'node:child_process'
+import { availableParallelism, totalmem } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { UnfaceError } from '../io/errors.js'
@@ -142,6 +143,17 @@ function runWorker(context: RunContext, handlers: PoolHandlers, aborted: () => b
 function lastLine(text: string): string {
   const lines = text.split('\n').map((l) => l.trim()).filter((l) => l !== '')
   return (lines[lines.length - 1] ?? '').slice(0, 300)
+}
+
+/** What one worker may hold at its peak: the models and a 256^3 scan's arrays came to 0.7-0.8 GB (docs/dataset-benchmark.md). */
+const MEMORY_PER_WORKER = 2 ** 30
+
+/**
+ * Workers when --jobs is not given: one per core, but no more than the memory holds, so that a
+ * machine with many cores and little memory per core is not pushed into killing workers.
+ */
+export function defaultJobs(cores: number = availableParallelism(), memoryBytes: number = totalmem()): number {
+  return Math.max(1, Math.min(cores, Math.floor(memoryBytes / MEMORY_PER_WORKER)))
 }
 
 /**

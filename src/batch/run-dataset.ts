@@ -26,7 +26,7 @@ import {
   type ManifestRow,
   type RowSettings,
 } from './manifest.js'
-import { runPool } from './pool.js'
+import { defaultJobs, runPool } from './pool.js'
 import { REPORT_ROOT, reportPathsOf, thumbnailPathOf } from './process-unit.js'
 import type { DatasetEvent, DatasetSummary } from './progress.js'
 import type { ModelIdentity, RunContext, UnitJob } from './protocol.js'
@@ -44,7 +44,7 @@ export interface DatasetOptions {
   participants?: string[]
   /** BIDS suffix whose label map the other images of its folder reuse when on the same grid. */
   maskFrom?: string
-  /** Worker processes (default: the number of cores). */
+  /** Worker processes (default: defaultJobs(), one per core as far as the memory allows). */
   jobs?: number
   shard?: Shard
   mode?: DefaceMode
@@ -148,7 +148,7 @@ export async function runDataset(options: DatasetOptions): Promise<DatasetSummar
       jobs.push({ id: jobs.length, unit, todo, ...(reference === undefined ? {} : { referenceReleased: reference.released }) })
     }
     const imageCount = units.reduce((n, u) => n + u.images.length, 0)
-    const jobCount = Math.max(1, Math.min(options.jobs ?? availableParallelism(), jobs.length))
+    const jobCount = Math.max(1, Math.min(options.jobs ?? defaultJobs(), jobs.length))
     emit({
       type: 'plan',
       layout: plan.layout,
