@@ -9,6 +9,8 @@ import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { defaceFile, loadModels, quarantinePath, type Models } from './pipeline.js'
 import { readVolume } from './io/read-volume.js'
+import { writeVolume } from './io/write-volume.js'
+import { withVoxels, type Volume } from './io/volume.js'
 import { LABELS } from './segment/segment-head.js'
 import { describeWithSharedData, sharedPath } from '../test/shared-data.js'
 
@@ -112,6 +114,30 @@ describe('defaceFile on the bundled real head', () => {
     const again = await defaceFile(SAMPLE, { output, force: true })
     expect(again.verdict).toBe('PASS')
     expect(await threads()).toBe(after)
+  })
+
+  it('a float scan whose air is NaN is defaced like the same scan with air 0, not released with its face', async () => {
+    // NaN once reached the network and the renderer as it was: neither found the face, and the scan went out as NO-FACE.
+    const sample = await readVolume(SAMPLE)
+    const slope = sample.scaling?.slope ?? 1
+    const real = Float32Array.from(sample.data, (v) => (v === 0 ? NaN : (v as number) * slope))
+    const withNaN: Volume = { ...withVoxels(sample, real), headerText: [], source: { ...sample.source } }
+    delete withNaN.scaling
+    delete withNaN.source.niftiHeader
+    const input = join(dir, 'nan-air.nii.gz')
+    await writeVolume(withNaN, input)
+    const output = join(dir, 'nan-air_defaced.nii.gz')
+    const result = await defaceFile(input, { output, models })
+    expect(result.verdict).toBe('PASS')
+    expect(result.voxels.face).toBeGreaterThan(50_000)
+    const defaced = await readVolume(output)
+    let replaced = 0
+    for (let i = 0; i < real.length; i++) {
+      if (Object.is(defaced.data[i], real[i])) continue
+      replaced++
+      expect(Number.isFinite(defaced.data[i] as number)).toBe(true)
+    }
+    expect(replaced).toBe(result.voxels.changed)
   })
 
   it('--no-verify releases the output and the report says it was not verified', async () => {

@@ -87,7 +87,10 @@ export function defaceVolume(volume: Volume, labels: Uint8Array, settings: Defac
   forEachInBox(reach, volume.size, read, (i, r, b) => {
     const w = weight.values[b] as number
     if (w === 0) return
-    const value = (real[r] as number) * (1 - w) + (replacement === undefined ? backgroundValue : (replacement[r] as number)) * w
+    // A NaN or infinite voxel (air in some float scans) would make its replacement NaN too.
+    const before = real[r] as number
+    const kept = before - before === 0 ? before : backgroundValue
+    const value = kept * (1 - w) + (replacement === undefined ? backgroundValue : (replacement[r] as number)) * w
     const stored = (value - intercept) / slope
     out[i] = integer ? Math.min(highest, Math.max(lowest, Math.round(stored))) : stored
     if (out[i] !== volume.data[i]) {
@@ -188,7 +191,11 @@ function airValue(volume: Volume, labels: Uint8Array): number {
   const intercept = volume.scaling?.intercept ?? 0
   const air: number[] = []
   const step = Math.max(1, Math.floor(labels.length / 200_000))
-  for (let i = 0; i < labels.length; i += step) if (labels[i] === LABELS.background) air.push((volume.data[i] as number) * slope + intercept)
+  for (let i = 0; i < labels.length; i += step) {
+    if (labels[i] !== LABELS.background) continue
+    const value = (volume.data[i] as number) * slope + intercept
+    if (Number.isFinite(value)) air.push(value)
+  }
   if (air.length === 0) return -1000
   air.sort((a, b) => a - b)
   return air[Math.floor(air.length / 2)] as number

@@ -38,6 +38,7 @@ export function sagittalOverlay(volume: Volume, weight: RemovalWeight, labels: U
   const intercept = volume.scaling?.intercept ?? 0
   const slice = new Float32Array(ny * nz)
   for (let z = 0; z < nz; z++) for (let y = 0; y < ny; y++) slice[z * ny + y] = (volume.data[storedIndex(y, z)] as number) * slope + intercept
+  airForNonFinite(slice)
   const [lo, hi] = robustRange(slice)
   const data = new Uint8Array(ny * nz * 3)
   for (let row = 0; row < nz; row++) {
@@ -84,6 +85,13 @@ function midlineColumn(labels: Uint8Array, size: Vec3, axis: number, flipped: bo
   if (count === 0) return Math.floor(n / 2)
   const sum = sums[axis] as number
   return Math.round((flipped ? count * (n - 1) - sum : sum) / count)
+}
+
+/** NaN and infinite values (air in some float scans) shown as the slice's lowest finite value. */
+function airForNonFinite(values: Float32Array): void {
+  let lowest = Infinity
+  for (const v of values) if (v - v === 0 && v < lowest) lowest = v
+  for (let i = 0; i < values.length; i++) if ((values[i] as number) - (values[i] as number) !== 0) values[i] = lowest === Infinity ? 0 : lowest
 }
 
 function robustRange(values: Float32Array): [number, number] {
