@@ -158,7 +158,7 @@ export async function runCli(argv: string[], streams: CliStreams = { stdout: pro
     for (const note of result.notes) streams.stderr.write(`unface: note: ${note}\n`)
     if (!result.released) {
       const kept = result.quarantine === undefined ? 'nothing was written' : `kept for review at ${result.quarantine}`
-      streams.stderr.write(`unface: ${input}: verification ${result.verdict}: ${result.reasons[0] ?? 'no reason given'}; ${kept}\n`)
+      streams.stderr.write(`unface: ${input}: verification ${result.verdict}: ${result.reasons.join('; ') || 'no reason given'}; ${kept}\n`)
       return ExitCode.verificationFailed
     }
     // The verdict is the result a user acts on, so it is printed even when piped (unless --json).

@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { readVolume } from '../io/read-volume.js'
-import type { Volume } from '../io/volume.js'
+import { withVoxels, type Volume } from '../io/volume.js'
 import { describeWithSharedData, sharedPath } from '../../test/shared-data.js'
 import { planeDeface } from './plane-deface.js'
 import { DEFAULT_VIEWS } from './render-surface.js'
@@ -63,5 +63,14 @@ describeWithSharedData('verifyFaceRemoved on the shared data', () => {
     expect(result.detail.noFace).toBe('no-face-in-field-of-view')
     expect(result.release).toBe(true)
     expect(result.views.every((v) => !v.originalFace && !v.identified)).toBe(true)
+  })
+
+  it('withholds a NO-FACE volume the defacer changed: no render confirms what is left', async () => {
+    const volume = await readVolume(sharedPath('controls', 'MR_Gd_skullstripped.nii.gz'))
+    const changed = withVoxels(volume, volume.data.map((v, i) => (i % 7 === 0 ? 0 : v)) as typeof volume.data)
+    const result = await verifyFaceRemoved(volume, changed, check)
+    expect(result.verdict).toBe('NO-FACE')
+    expect(result.release).toBe(false)
+    expect(result.reasons.join(' ')).toMatch(/withheld/)
   })
 })

@@ -3,9 +3,11 @@
  * volume from the 15 default views, run the face check on both (face-check.ts), and decide
  * whether the defaced volume may be released.
  *
- * Released: PASS, and NO-FACE when the original shows no face in the field of view (nothing to
- * remove: the volume goes out as the defacer left it). Not released: FAIL, and NO-FACE because
- * the renders failed (nothing could be checked).
+ * Released: PASS, and NO-FACE when the original shows no face in the field of view and the
+ * defacer left the volume as it was (nothing to remove, nothing removed). Not released: FAIL;
+ * NO-FACE because the renders failed (nothing could be checked); and NO-FACE where the defacer
+ * removed a region that no original view shows as a face (nothing confirms that what is left
+ * cannot be recognised).
  */
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
@@ -119,7 +121,12 @@ export async function verifyAgainstOriginal(seen: OriginalSeen, defaced: Volume 
   const rendered = performance.now()
   const observations = await observeDefaced(check.model, after, seen.observations)
   const detail = faceVerdict(seen.observations, observations, check.gallery, calibratedOptions(check.gallery))
-  const release = detail.status === 'PASS' || (detail.status === 'NO-FACE' && detail.noFace === 'no-face-in-field-of-view')
+  const noFaceSeen = detail.status === 'NO-FACE' && detail.noFace === 'no-face-in-field-of-view'
+  const release = detail.status === 'PASS' || (noFaceSeen && defaced === undefined)
+  const reasons =
+    noFaceSeen && defaced !== undefined
+      ? [...detail.reasons, 'but the defacer removed a region the segmentation calls face, so no render confirms that what is left cannot be recognised (a partial face, or a scan the renderer does not show well): withheld']
+      : detail.reasons
   // A score of 0 means the detector had no candidate at all; a distance is absent where there was no face to compare.
   const score = (key: string, value: number) => (value > 0 ? { [key]: value } : {})
   const distance = (key: string, value: number | undefined) => (value === undefined || !Number.isFinite(value) ? {} : { [key]: value })
@@ -142,7 +149,7 @@ export async function verifyAgainstOriginal(seen: OriginalSeen, defaced: Volume 
     renderDefaced: Math.round(rendered - start),
     detectDefaced: Math.round(performance.now() - rendered),
   }
-  return { verdict: detail.status, release, reasons: detail.reasons, views, before: seen.before, after, detail, timingsMs }
+  return { verdict: detail.status, release, reasons, views, before: seen.before, after, detail, timingsMs }
 }
 
 export async function verifyFaceRemoved(original: Volume, defaced: Volume, check: FaceCheck): Promise<FaceVerification> {
