@@ -134,32 +134,38 @@ export function geometryOf(volume: Geometry): Geometry {
   }
 }
 
-/** A copy of the volume with other voxels; everything else, geometry included, is kept. */
 /**
  * The volume as the analysing stages (segmentation, rendering) should see it: NaN and infinite
  * voxels, which floating-point scans sometimes hold outside the head or the field of view, read
- * as the lowest finite value, i.e. as air. Without this a NaN background reached the network and
- * the renderer as NaN, neither found the face, and the scan went out with its face as "NO-FACE".
- * Integer volumes, and float volumes without such voxels, come back as they are.
+ * as air (see nonFiniteAsAir). Without this a NaN background reached the network and the renderer
+ * as NaN, neither found the face, and the scan went out with its face as "NO-FACE". Integer
+ * volumes, and float volumes without such voxels, come back as they are.
  */
 export function withFiniteVoxels(volume: Volume): Volume {
   const { data } = volume
   if (!(data instanceof Float32Array || data instanceof Float64Array)) return volume
+  const finite = nonFiniteAsAir(data)
+  return finite === data ? volume : withVoxels(volume, finite)
+}
+
+/** The values with NaN and infinities replaced by the lowest finite value (0 if none): the array itself when it has none. */
+export function nonFiniteAsAir<T extends Float32Array | Float64Array>(values: T): T {
   let lowest = Infinity
   let nonFinite = false
-  for (let i = 0; i < data.length; i++) {
-    const v = data[i] as number
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i] as number
     // v - v is 0 for every finite value and NaN for NaN and both infinities.
     if (v - v !== 0) nonFinite = true
     else if (v < lowest) lowest = v
   }
-  if (!nonFinite) return volume
+  if (!nonFinite) return values
   const air = lowest === Infinity ? 0 : lowest
-  const finite = data.slice()
+  const finite = values.slice() as T
   for (let i = 0; i < finite.length; i++) if ((finite[i] as number) - (finite[i] as number) !== 0) finite[i] = air
-  return withVoxels(volume, finite)
+  return finite
 }
 
+/** A copy of the volume with other voxels; everything else, geometry included, is kept. */
 export function withVoxels(volume: Volume, data: VoxelArray): Volume {
   if (data.length !== volume.data.length) {
     throw new Error(`voxel count changed: ${volume.data.length} -> ${data.length}`)

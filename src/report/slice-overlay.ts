@@ -3,7 +3,7 @@
  * removed in red and the protected brain in green, so that "face gone, brain untouched" can be
  * seen at a glance rather than taken on trust.
  */
-import type { Vec3, Volume } from '../io/volume.js'
+import { nonFiniteAsAir, type Vec3, type Volume } from '../io/volume.js'
 import { canonicalGeometry, canonicalLayout, canonicalTransformOf } from '../io/canonical-grid.js'
 import { weightAt, type RemovalWeight } from '../deface/deface-volume.js'
 import { LABELS } from '../segment/segment-head.js'
@@ -36,9 +36,9 @@ export function sagittalOverlay(volume: Volume, weight: RemovalWeight, labels: U
   const storedIndex = (y: number, z: number) => stored.base + x * stored.step[0] + y * stored.step[1] + z * stored.step[2]
   const slope = volume.scaling?.slope ?? 1
   const intercept = volume.scaling?.intercept ?? 0
-  const slice = new Float32Array(ny * nz)
-  for (let z = 0; z < nz; z++) for (let y = 0; y < ny; y++) slice[z * ny + y] = (volume.data[storedIndex(y, z)] as number) * slope + intercept
-  airForNonFinite(slice)
+  const values = new Float32Array(ny * nz)
+  for (let z = 0; z < nz; z++) for (let y = 0; y < ny; y++) values[z * ny + y] = (volume.data[storedIndex(y, z)] as number) * slope + intercept
+  const slice = nonFiniteAsAir(values)
   const [lo, hi] = robustRange(slice)
   const data = new Uint8Array(ny * nz * 3)
   for (let row = 0; row < nz; row++) {
@@ -85,13 +85,6 @@ function midlineColumn(labels: Uint8Array, size: Vec3, axis: number, flipped: bo
   if (count === 0) return Math.floor(n / 2)
   const sum = sums[axis] as number
   return Math.round((flipped ? count * (n - 1) - sum : sum) / count)
-}
-
-/** NaN and infinite values (air in some float scans) shown as the slice's lowest finite value. */
-function airForNonFinite(values: Float32Array): void {
-  let lowest = Infinity
-  for (const v of values) if (v - v === 0 && v < lowest) lowest = v
-  for (let i = 0; i < values.length; i++) if ((values[i] as number) - (values[i] as number) !== 0) values[i] = lowest === Infinity ? 0 : lowest
 }
 
 function robustRange(values: Float32Array): [number, number] {

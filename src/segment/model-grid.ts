@@ -278,47 +278,24 @@ export function labelsFromModelGrid(probabilities: Float32Array, classes: number
     above[c] = Math.min((samples.index[t] as number) + 1, n - 1)
     frac[c] = samples.weight[t] as number
   }
-  // Every row of voxels through the same row of cells gets the same labels where the cells
-  // agree: they are laid down once per row of cells and copied, and only the runs in cells that
-  // disagree are worked out row by row.
-  const rowsOfCells = new Map<number, { labels: Uint8Array; counts: number[]; disagreeing: Int32Array }>()
-  const rowOfCells = (rowCell: number) => {
-    const agreedLabels = new Uint8Array(n0)
-    const agreedCounts = new Array<number>(classes).fill(0)
-    const disagreeing: number[] = []
-    for (let r = 0; r < runs.length; r += 2) {
-      const first = runs[r] as number
-      const end = runs[r + 1] as number
-      const label = agreed[rowCell + (s0.index[first] as number) * g0] as number
-      if (label === DISAGREE) {
-        disagreeing.push(first, end)
-        continue
-      }
-      agreedLabels.fill(label, first, end)
-      agreedCounts[label] = (agreedCounts[label] as number) + end - first
-    }
-    const made = { labels: agreedLabels, counts: agreedCounts, disagreeing: Int32Array.from(disagreeing) }
-    rowsOfCells.set(rowCell, made)
-    return made
-  }
   for (let t2 = 0; t2 < n2; t2++) {
     if (!s2.inside[t2]) continue
-    // Rows of cells at the previous cell index along this axis are not met again.
-    if (t2 > 0 && s2.index[t2] !== s2.index[t2 - 1]) rowsOfCells.clear()
     setAxis(c2, s2, t2)
     for (let t1 = 0; t1 < n1; t1++) {
       if (!s1.inside[t1]) continue
       setAxis(c1, s1, t1)
       const row = n0 * (t1 + n1 * t2)
       const rowCell = (s1.index[t1] as number) * g1 + (s2.index[t2] as number) * g2
-      const cellsRow = rowsOfCells.get(rowCell) ?? rowOfCells(rowCell)
-      labels.set(cellsRow.labels, row)
-      for (let c = 0; c < classes; c++) counts[c] = (counts[c] as number) + (cellsRow.counts[c] as number)
-      const { disagreeing } = cellsRow
-      for (let r = 0; r < disagreeing.length; r += 2) {
-        const first = disagreeing[r] as number
-        const end = disagreeing[r + 1] as number
+      for (let r = 0; r < runs.length; r += 2) {
+        const first = runs[r] as number
+        const end = runs[r + 1] as number
         const cell = rowCell + (s0.index[first] as number) * g0
+        const label = agreed[cell] as number
+        if (label !== DISAGREE) {
+          for (let t0 = first; t0 < end; t0++) labels[row + t0] = label
+          counts[label] = (counts[label] as number) + end - first
+          continue
+        }
         setAxis(c0, s0, first)
         for (let q = 0; q < 8; q++) {
           const x = q & 1 ? above[0] : below[0]
