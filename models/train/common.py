@@ -62,7 +62,7 @@ def resample_to_grid(data, zooms, centre_mm, size=GRID, spacing=SPACING, order=1
     scale = spacing / zooms
     start = offs / zooms
     out = ndi.affine_transform(src, scale, offset=start, output_shape=(size,) * 3, order=order,
-                               mode="constant", cval=0.0, prefilter=False)
+                               mode="constant", cval=float(data.min()), prefilter=False)
     return out
 
 

@@ -99,17 +99,34 @@ export function resampleToModelGrid(data: VoxelArray, transform: CanonicalTransf
   const [ix, iy, iz] = inside as [boolean[], boolean[], boolean[]]
   const slope = scaling?.slope ?? 1
   const intercept = scaling?.intercept ?? 0
+  const outside = lowestReal(data, slope, intercept)
   const out = new Float32Array(n * n * n)
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < n; j++) {
       for (let k = 0; k < n; k++) {
         const stored = current[i * sx + j * sy + k * sz] as number
-        // A sample outside the volume is background (0), whatever the scaling.
-        out[(i * n + j) * n + k] = ix[i] && iy[j] && iz[k] ? stored * slope + intercept : 0
+        out[(i * n + j) * n + k] = ix[i] && iy[j] && iz[k] ? stored * slope + intercept : outside
       }
     }
   }
   return out
+}
+
+/**
+ * What a sample outside the volume reads: the scan's own darkest value, which is its air or
+ * padding (0 in most MR, -1000 or below in CT, -1000 in an MR stored with an offset). A fixed 0
+ * would put a slab of soft tissue (CT) or of the brightest intensity (an offset MR) around any
+ * field of view smaller than the model grid; on that a face was not found.
+ */
+function lowestReal(data: VoxelArray, slope: number, intercept: number): number {
+  let min = Infinity
+  let max = -Infinity
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i] as number
+    if (v < min) min = v
+    if (v > max) max = v
+  }
+  return Math.min(min * slope + intercept, max * slope + intercept)
 }
 
 /**
