@@ -140,6 +140,28 @@ describe('defaceFile on the bundled real head', () => {
     expect(replaced).toBe(result.voxels.changed)
   })
 
+  it('a float scan stored with an offset (air at -1000) is defaced to its own air and passes', async () => {
+    // It once went unrecognised by the network (0 beyond the field of view was its brightest value) and was withheld.
+    const sample = await readVolume(SAMPLE)
+    const slope = sample.scaling?.slope ?? 1
+    const real = Float32Array.from(sample.data, (v) => (v as number) * slope - 1000)
+    const offset: Volume = { ...withVoxels(sample, real), headerText: [], source: { ...sample.source } }
+    delete offset.scaling
+    delete offset.source.niftiHeader
+    const input = join(dir, 'offset.nii.gz')
+    await writeVolume(offset, input)
+    const output = join(dir, 'offset_defaced.nii.gz')
+    const result = await defaceFile(input, { output, models })
+    expect(result.verdict).toBe('PASS')
+    expect(result.voxels.face).toBeGreaterThan(50_000)
+    const defaced = await readVolume(output)
+    // Blending towards this scan's air can only darken a voxel; towards 0 it would brighten it.
+    let brightened = 0
+    for (let i = 0; i < real.length; i++) if ((defaced.data[i] as number) > (real[i] as number)) brightened++
+    expect(brightened).toBe(0)
+    expect(result.voxels.changed).toBeGreaterThan(50_000)
+  })
+
   it('--no-verify releases the output and the report says it was not verified', async () => {
     const output = join(dir, 'unverified.nii.gz')
     const result = await defaceFile(SAMPLE, { output, models, verify: false })

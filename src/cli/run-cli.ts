@@ -53,7 +53,8 @@ Options:
       --keep-header-text Keep NIfTI descrip, aux_file, intent_name, db_name and extensions, and
                          NRRD/MetaImage key-values. By default they are cleared, because they carry
                          names, dates and comments.
-      --mode MODE        remove (default): set the face to background (0 on MR, air on CT).
+      --mode MODE        remove (default): set the face to background (0 on MR, air on CT
+                         and on an MR whose air lies below 0).
                          blur: smooth the face heavily and add noise. Blurring is weaker
                          protection: published work shows blurred faces can be partly restored.
       --ears             Also remove the ears.

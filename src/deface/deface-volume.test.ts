@@ -73,6 +73,12 @@ describe('defacing a phantom', () => {
     expect(result.brainVoxelsChanged).toBe(0)
   })
 
+  it('an MR whose air is stored as -1000 gets its own air, not a 0 brighter than its skin', () => {
+    const air = Float32Array.from(phantom.volume.data, (v, i) => (phantom.labels.head[i] ? (v as number) : -1000))
+    const result = defaceVolume({ ...phantom.volume, data: air, pixelType: 'float32' }, labels, { mode: 'remove', brainMarginMm: 5, ears: false })
+    expect(result.backgroundValue).toBe(-1000)
+  })
+
   it('no face: the output is the input, voxel for voxel', () => {
     const control = makeHeadPhantom({ contrast: 'T1', orientation: 'RAS', face: false })
     const result = defaceVolume(control.volume, phantomLabelMap(control), { mode: 'remove', brainMarginMm: 5, ears: true })

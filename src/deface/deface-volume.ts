@@ -184,9 +184,12 @@ function kernelRadius(sigma: number): number {
   return sigma <= 0.05 ? 0 : Math.floor(4 * sigma + 0.5)
 }
 
-/** 0 on MR; on CT, the scan's own air (median of what the model calls background), e.g. -1000 HU. */
+/**
+ * The scan's own air: the median of what the model calls background (e.g. -1000 HU in CT). An MR
+ * gets 0, as MR readers expect, unless its air lies below 0 (stored with an offset, air at -1000
+ * say): a 0 there would fill the face with a block brighter than skin.
+ */
 function airValue(volume: Volume, labels: Uint8Array): number {
-  if (volume.modality !== 'CT') return 0
   const slope = volume.scaling?.slope ?? 1
   const intercept = volume.scaling?.intercept ?? 0
   const air: number[] = []
@@ -196,9 +199,11 @@ function airValue(volume: Volume, labels: Uint8Array): number {
     const value = (volume.data[i] as number) * slope + intercept
     if (Number.isFinite(value)) air.push(value)
   }
-  if (air.length === 0) return -1000
+  const ct = volume.modality === 'CT'
+  if (air.length === 0) return ct ? -1000 : 0
   air.sort((a, b) => a - b)
-  return air[Math.floor(air.length / 2)] as number
+  const median = air[air.length >> 1] as number
+  return ct || median < 0 ? median : 0
 }
 
 function isInteger(data: VoxelArray): boolean {
