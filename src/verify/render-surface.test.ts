@@ -174,6 +174,15 @@ describe('renderSkinViews on phantoms', () => {
     expect(silhouetteOverlap(t2.pixels, t1.pixels)).toBeGreaterThan(0.97)
   })
 
+  it('renders the skin of a head whose air was set to one value far below the tissue, not a halo round it', () => {
+    const p = phantom(T1)
+    const air = Float32Array.from(p.volume.data, (v, i) => (p.labels.head[i] ? (v as number) : -1000))
+    const t1 = frontal(p.volume)
+    const masked = frontal(withVoxels(p.volume, air))
+    expect(silhouetteOverlap(masked.pixels, t1.pixels)).toBeGreaterThan(0.97)
+    expect(Math.abs(masked.hitFraction - t1.hitFraction)).toBeLessThan(0.02)
+  })
+
   it('gives a brain without a face a much smaller silhouette', () => {
     const head = frontal(phantom(T1).volume)
     const brain = frontal(phantom({ ...T1, face: false }).volume)

@@ -177,7 +177,19 @@ function percentileOf(h: Histogram, p: number): number {
   return binCentre(h, h.counts.length - 1)
 }
 
-/** The last bin of the lower class. */
+/**
+ * An empty stretch of the histogram at least this wide after Otsu's split is a real gap between
+ * air and tissue, not the spacing of integer values (a 4096-bin histogram of a uint8 or int16
+ * scan has a few empty bins between neighbouring values).
+ */
+const GAP_BINS = HISTOGRAM_BINS / 64
+
+/**
+ * The last bin of the lower class. Every split inside an empty stretch gives the same variance;
+ * across a wide gap (a scan whose air was set to one value far below the tissue) the split is
+ * put in its middle: at its first bin the surface would sit on the air itself, and the render
+ * would show the smoothing's halo around the head instead of the skin.
+ */
 function otsu(h: Histogram): number {
   let total = 0
   let totalSum = 0
@@ -201,7 +213,9 @@ function otsu(h: Histogram): number {
       best = b
     }
   }
-  return best
+  let gapEnd = best
+  while (gapEnd + 2 < h.counts.length && h.counts[gapEnd + 1] === 0) gapEnd++
+  return gapEnd - best >= GAP_BINS ? best + Math.floor((gapEnd - best) / 2) : best
 }
 
 /**
