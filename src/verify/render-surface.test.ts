@@ -183,6 +183,13 @@ describe('renderSkinViews on phantoms', () => {
     expect(Math.abs(masked.hitFraction - t1.hitFraction)).toBeLessThan(0.02)
   })
 
+  it('renders 6 mm slices nearly as smoothly as 2 mm ones', () => {
+    const fine = frontal(phantom(T1).volume)
+    const thick = frontal(phantom({ ...T1, spacing: [2, 2, 6] }).volume)
+    expect(silhouetteOverlap(thick.pixels, fine.pixels)).toBeGreaterThan(0.97)
+    expect(meanAbsoluteDifference(thick.pixels, fine.pixels)).toBeLessThan(5) // 6.7 before the slices were interpolated
+  })
+
   it('gives a brain without a face a much smaller silhouette', () => {
     const head = frontal(phantom(T1).volume)
     const brain = frontal(phantom({ ...T1, face: false }).volume)
