@@ -210,3 +210,30 @@ describeWithSharedData('defacing the heads that need the face region deeper than
     }, 60_000)
   }
 })
+
+describeWithSharedData('defaceFile on the head CT stored in HU with its padding far below air', () => {
+  // The series stores HU + 1024 with padding 0. Stored as HU with the padding at -3024, as many
+  // scanners write it, the padding once made the network see the air as grey and the face stayed
+  // (FAIL, 2 views still a face); with a third of the scan padding the renderer drew the air as skin.
+  for (const radius of [1, 0.9]) {
+    it(`padding outside a circle of ${radius} of the half-width: PASS, the face set to air, not to padding`, async () => {
+      const ct = await readVolume(sharedPath('dicom', 'slicer_ctheadaxial_quarter'))
+      const [nx, ny] = ct.size
+      const hu = Int16Array.from(ct.data, (v, i) => {
+        const x = i % nx
+        const y = Math.floor(i / nx) % ny
+        return v === 0 || Math.hypot(x - nx / 2, y - ny / 2) > (radius * nx) / 2 ? -3024 : (v as number) - 1024
+      })
+      const input = join(dir, `ct-hu-${radius}.nii.gz`)
+      await writeVolume({ ...withVoxels(ct, hu), source: { path: input, format: 'nifti', notes: [] } }, input)
+      const output = join(dir, `ct-hu-${radius}_defaced.nii.gz`)
+      const result = await defaceFile(input, { output, models })
+      expect(result.verdict).toBe('PASS')
+      expect(result.voxels.face).toBeGreaterThan(5000)
+      const defaced = await readVolume(output)
+      let setToPadding = 0
+      for (let i = 0; i < hu.length; i++) if (defaced.data[i] !== hu[i] && (defaced.data[i] as number) < -1100) setToPadding++
+      expect(setToPadding).toBe(0)
+    }, 60_000)
+  }
+})

@@ -4,7 +4,7 @@
  * cut, and never touching anything within the safety margin of the brain.
  */
 import type { Vec3, Volume, VoxelArray } from '../io/volume.js'
-import { allocateVoxels, voxelCount, withVoxels } from '../io/volume.js'
+import { allocateVoxels, CT_AIR_FLOOR_HU, voxelCount, withVoxels } from '../io/volume.js'
 import { gaussianBlur3d } from '../voxels/gaussian-blur.js'
 import { LABELS } from '../segment/segment-head.js'
 import { distanceToMaskMm } from '../voxels/distance-transform.js'
@@ -187,9 +187,11 @@ function kernelRadius(sigma: number): number {
 /**
  * The scan's own air: the median of what the model calls background (e.g. -1000 HU in CT). An MR
  * gets 0, as MR readers expect, unless its air lies below 0 (stored with an offset, air at -1000
- * say): a 0 there would fill the face with a block brighter than skin.
+ * say): a 0 there would fill the face with a block brighter than skin. A CT's padding (below
+ * CT_AIR_FLOOR_HU) is not its air.
  */
 function airValue(volume: Volume, labels: Uint8Array): number {
+  const ct = volume.modality === 'CT'
   const slope = volume.scaling?.slope ?? 1
   const intercept = volume.scaling?.intercept ?? 0
   const air: number[] = []
@@ -197,9 +199,8 @@ function airValue(volume: Volume, labels: Uint8Array): number {
   for (let i = 0; i < labels.length; i += step) {
     if (labels[i] !== LABELS.background) continue
     const value = (volume.data[i] as number) * slope + intercept
-    if (Number.isFinite(value)) air.push(value)
+    if (Number.isFinite(value) && !(ct && value < CT_AIR_FLOOR_HU)) air.push(value)
   }
-  const ct = volume.modality === 'CT'
   if (air.length === 0) return ct ? -1000 : 0
   air.sort((a, b) => a - b)
   const median = air[air.length >> 1] as number

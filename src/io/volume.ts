@@ -148,6 +148,31 @@ export function withFiniteVoxels(volume: Volume): Volume {
   return finite === data ? volume : withVoxels(volume, finite)
 }
 
+/** Nothing in a patient is below air; CT stores the padding outside its reconstruction circle far below it (-2048, -3024 HU). */
+export const CT_AIR_FLOOR_HU = -1024
+
+/**
+ * A CT as the analysing stages should see it: voxels below CT_AIR_FLOOR_HU, which can only be
+ * padding, read as air. Padding 2000 HU below the air made the network see the air as grey (its
+ * normalisation stretches from the lowest value), and when it filled more than a quarter of the
+ * scan the renderer drew the air as skin; a face was left in place. Other volumes, and CTs without
+ * such voxels, come back as they are.
+ */
+export function withCtPaddingAsAir(volume: Volume): Volume {
+  if (volume.modality !== 'CT') return volume
+  const { slope, intercept } = volume.scaling ?? { slope: 1, intercept: 0 }
+  if (!(slope > 0)) return volume
+  const exact = (CT_AIR_FLOOR_HU - intercept) / slope
+  const floor = volume.data instanceof Float32Array || volume.data instanceof Float64Array ? exact : Math.ceil(exact)
+  const { data } = volume
+  let i = 0
+  while (i < data.length && (data[i] as number) >= floor) i++
+  if (i === data.length) return volume
+  const lifted = data.slice()
+  for (; i < lifted.length; i++) if ((lifted[i] as number) < floor) lifted[i] = floor
+  return withVoxels(volume, lifted)
+}
+
 /** The values with NaN and infinities replaced by the lowest finite value (0 if none): the array itself when it has none. */
 export function nonFiniteAsAir<T extends Float32Array | Float64Array>(values: T): T {
   let lowest = Infinity

@@ -168,6 +168,16 @@ describe('renderSkinViews on phantoms', () => {
     expect(Math.abs(ct.hitFraction - t1.hitFraction)).toBeLessThan(0.02)
   })
 
+  it('renders the skin of a CT whose padding at -3024 HU fills more than a quarter of it', () => {
+    const { volume } = phantom({ contrast: 'CT', orientation: 'LPI' })
+    const [nx, ny] = volume.size
+    const padded = Float32Array.from(volume.data, (v, i) => (Math.hypot((i % nx) - nx / 2, (Math.floor(i / nx) % ny) - ny / 2) > 0.4 * nx ? -3024 : (v as number)))
+    expect(padded.filter((v) => v === -3024).length / padded.length).toBeGreaterThan(0.25)
+    const plain = frontal(volume)
+    const view = frontal(withVoxels(volume, padded))
+    expect(silhouetteOverlap(view.pixels, plain.pixels)).toBeGreaterThan(0.97)
+  })
+
   it('renders a noisy T2 like the clean T1', () => {
     const t1 = frontal(phantom(T1).volume)
     const t2 = frontal(phantom({ contrast: 'T2', orientation: 'PSR', noise: 6 }).volume)
