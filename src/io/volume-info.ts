@@ -1,6 +1,7 @@
 /** What `unface info` reports about a volume, as data, so the CLI and the library agree. */
 import type { HeaderText, Modality, PixelType, Vec3, Volume, VolumeFormat } from './volume.js'
 import { obliquityDegrees, orientationCode, OBLIQUE_THRESHOLD_DEGREES } from './orientation.js'
+import { realRange } from './volume.js'
 
 export interface VolumeInfo {
   path: string
@@ -20,17 +21,7 @@ export interface VolumeInfo {
 }
 
 export function volumeInfo(volume: Volume): VolumeInfo {
-  const slope = volume.scaling?.slope ?? 1
-  const intercept = volume.scaling?.intercept ?? 0
-  let min = Infinity
-  let max = -Infinity
-  const { data } = volume
-  for (let i = 0; i < data.length; i++) {
-    const value = data[i] as number
-    if (value < min) min = value
-    if (value > max) max = value
-  }
-  const ends = [min * slope + intercept, max * slope + intercept].sort((a, b) => a - b) as [number, number]
+  const ends = realRange(volume.data, volume.scaling)
   const obliquity = obliquityDegrees(volume.direction)
   return {
     path: volume.source.path,

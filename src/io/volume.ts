@@ -148,6 +148,21 @@ export function withFiniteVoxels(volume: Volume): Volume {
   return finite === data ? volume : withVoxels(volume, finite)
 }
 
+/** The lowest and highest real intensity (stored * slope + intercept), lowest first. */
+export function realRange(data: VoxelArray, scaling?: IntensityScaling): [number, number] {
+  let min = Infinity
+  let max = -Infinity
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i] as number
+    if (v < min) min = v
+    if (v > max) max = v
+  }
+  const slope = scaling?.slope ?? 1
+  const intercept = scaling?.intercept ?? 0
+  const ends = [min * slope + intercept, max * slope + intercept]
+  return slope < 0 ? [ends[1] as number, ends[0] as number] : [ends[0] as number, ends[1] as number]
+}
+
 /** Nothing in a patient is below air; CT stores the padding outside its reconstruction circle far below it (-2048, -3024 HU). */
 export const CT_AIR_FLOOR_HU = -1024
 

@@ -4,7 +4,7 @@
  * models/train/common.py step for step, because a model is only as good as the match between
  * what it was trained on and what it is given.
  */
-import type { IntensityScaling, Vec3, VoxelArray } from '../io/volume.js'
+import { realRange, type IntensityScaling, type Vec3, type VoxelArray } from '../io/volume.js'
 import { canonicalGeometry, type CanonicalTransform } from '../io/canonical-grid.js'
 import { gaussianBlur3d, gaussianKernel, reflectIndex } from '../voxels/gaussian-blur.js'
 
@@ -99,7 +99,10 @@ export function resampleToModelGrid(data: VoxelArray, transform: CanonicalTransf
   const [ix, iy, iz] = inside as [boolean[], boolean[], boolean[]]
   const slope = scaling?.slope ?? 1
   const intercept = scaling?.intercept ?? 0
-  const outside = lowestReal(data, slope, intercept)
+  // Beyond the field of view: the scan's own darkest value, its air or padding (0 in most MR,
+  // -1000 in an MR stored with an offset). A fixed 0 put a slab brighter than anything around
+  // such a scan, and no face was found on it.
+  const [outside] = realRange(data, scaling)
   const out = new Float32Array(n * n * n)
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < n; j++) {
@@ -110,23 +113,6 @@ export function resampleToModelGrid(data: VoxelArray, transform: CanonicalTransf
     }
   }
   return out
-}
-
-/**
- * What a sample outside the volume reads: the scan's own darkest value, which is its air or
- * padding (0 in most MR, -1000 or below in CT, -1000 in an MR stored with an offset). A fixed 0
- * would put a slab of soft tissue (CT) or of the brightest intensity (an offset MR) around any
- * field of view smaller than the model grid; on that a face was not found.
- */
-function lowestReal(data: VoxelArray, slope: number, intercept: number): number {
-  let min = Infinity
-  let max = -Infinity
-  for (let i = 0; i < data.length; i++) {
-    const v = data[i] as number
-    if (v < min) min = v
-    if (v > max) max = v
-  }
-  return Math.min(min * slope + intercept, max * slope + intercept)
 }
 
 /**
