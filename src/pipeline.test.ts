@@ -116,21 +116,26 @@ describe('defaceFile on the bundled real head', () => {
     expect(await threads()).toBe(after)
   })
 
-  it('a float scan whose air is NaN is defaced like the same scan with air 0, not released with its face', async () => {
-    // NaN once reached the network and the renderer as it was: neither found the face, and the scan went out as NO-FACE.
+  /** The bundled head as float32 real intensities made by `edit`, written as a plain NIfTI; with its defaced copy read back. */
+  async function defaceFloatCopy(name: string, edit: (real: number) => number) {
     const sample = await readVolume(SAMPLE)
     const slope = sample.scaling?.slope ?? 1
-    const real = Float32Array.from(sample.data, (v) => (v === 0 ? NaN : (v as number) * slope))
-    const withNaN: Volume = { ...withVoxels(sample, real), headerText: [], source: { ...sample.source } }
-    delete withNaN.scaling
-    delete withNaN.source.niftiHeader
-    const input = join(dir, 'nan-air.nii.gz')
-    await writeVolume(withNaN, input)
-    const output = join(dir, 'nan-air_defaced.nii.gz')
+    const real = Float32Array.from(sample.data, (v) => edit((v as number) * slope))
+    const copy: Volume = { ...withVoxels(sample, real), headerText: [], source: { ...sample.source } }
+    delete copy.scaling
+    delete copy.source.niftiHeader
+    const input = join(dir, `${name}.nii.gz`)
+    await writeVolume(copy, input)
+    const output = join(dir, `${name}_defaced.nii.gz`)
     const result = await defaceFile(input, { output, models })
+    return { real, result, defaced: await readVolume(output) }
+  }
+
+  it('a float scan whose air is NaN is defaced like the same scan with air 0, not released with its face', async () => {
+    // NaN once reached the network and the renderer as it was: neither found the face, and the scan went out as NO-FACE.
+    const { real, result, defaced } = await defaceFloatCopy('nan-air', (v) => (v === 0 ? NaN : v))
     expect(result.verdict).toBe('PASS')
     expect(result.voxels.face).toBeGreaterThan(50_000)
-    const defaced = await readVolume(output)
     let replaced = 0
     for (let i = 0; i < real.length; i++) {
       if (Object.is(defaced.data[i], real[i])) continue
@@ -142,19 +147,9 @@ describe('defaceFile on the bundled real head', () => {
 
   it('a float scan stored with an offset (air at -1000) is defaced to its own air and passes', async () => {
     // It once went unrecognised by the network (0 beyond the field of view was its brightest value) and was withheld.
-    const sample = await readVolume(SAMPLE)
-    const slope = sample.scaling?.slope ?? 1
-    const real = Float32Array.from(sample.data, (v) => (v as number) * slope - 1000)
-    const offset: Volume = { ...withVoxels(sample, real), headerText: [], source: { ...sample.source } }
-    delete offset.scaling
-    delete offset.source.niftiHeader
-    const input = join(dir, 'offset.nii.gz')
-    await writeVolume(offset, input)
-    const output = join(dir, 'offset_defaced.nii.gz')
-    const result = await defaceFile(input, { output, models })
+    const { real, result, defaced } = await defaceFloatCopy('offset', (v) => v - 1000)
     expect(result.verdict).toBe('PASS')
     expect(result.voxels.face).toBeGreaterThan(50_000)
-    const defaced = await readVolume(output)
     // Blending towards this scan's air can only darken a voxel; towards 0 it would brighten it.
     let brightened = 0
     for (let i = 0; i < real.length; i++) if ((defaced.data[i] as number) > (real[i] as number)) brightened++
