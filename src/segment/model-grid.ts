@@ -101,8 +101,8 @@ export function resampleToModelGrid(data: VoxelArray, transform: CanonicalTransf
   const intercept = scaling?.intercept ?? 0
   // Beyond the field of view: the scan's own darkest value, its air or padding (0 in most MR,
   // -1000 in an MR stored with an offset). A fixed 0 put a slab brighter than anything around
-  // such a scan, and no face was found on it.
-  const [outside] = realRange(data, scaling)
+  // such a scan, and no face was found on it. A 256 mm scan covers the grid: no pass needed.
+  const outside = inside.every((axis) => axis.every(Boolean)) ? 0 : (realRange(data, scaling)[0] as number)
   const out = new Float32Array(n * n * n)
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < n; j++) {
