@@ -135,13 +135,18 @@ export function geometryOf(volume: Geometry): Geometry {
 }
 
 /**
- * The volume as the analysing stages (segmentation, rendering) should see it: NaN and infinite
- * voxels, which floating-point scans sometimes hold outside the head or the field of view, read
- * as air (see nonFiniteAsAir). Without this a NaN background reached the network and the renderer
- * as NaN, neither found the face, and the scan went out with its face as "NO-FACE". Integer
- * volumes, and float volumes without such voxels, come back as they are.
+ * The volume as the analysing stages (segmentation, rendering) should see it: voxels that cannot
+ * be tissue read as air. A NaN background once reached the network and the renderer as NaN,
+ * neither found the face, and the scan went out with its face as "NO-FACE"; a CT's padding far
+ * below air hid the face from both too (see ctPaddingAsAir). Volumes with neither come back as
+ * they are.
  */
-export function withFiniteVoxels(volume: Volume): Volume {
+export function forAnalysis(volume: Volume): Volume {
+  return ctPaddingAsAir(finiteVoxels(volume))
+}
+
+/** NaN and infinite voxels, which float scans sometimes hold outside the head or the field of view, as air (see nonFiniteAsAir). */
+function finiteVoxels(volume: Volume): Volume {
   const { data } = volume
   if (!(data instanceof Float32Array || data instanceof Float64Array)) return volume
   const finite = nonFiniteAsAir(data)
@@ -167,13 +172,12 @@ export function realRange(data: VoxelArray, scaling?: IntensityScaling): [number
 export const CT_AIR_FLOOR_HU = -1024
 
 /**
- * A CT as the analysing stages should see it: voxels below CT_AIR_FLOOR_HU, which can only be
- * padding, read as air. Padding 2000 HU below the air made the network see the air as grey (its
+ * A CT's voxels below CT_AIR_FLOOR_HU, which can only be padding, as air. Padding 2000 HU below the air made the network see the air as grey (its
  * normalisation stretches from the lowest value), and when it filled more than a quarter of the
  * scan the renderer drew the air as skin; a face was left in place. Other volumes, and CTs without
  * such voxels, come back as they are.
  */
-export function withCtPaddingAsAir(volume: Volume): Volume {
+function ctPaddingAsAir(volume: Volume): Volume {
   if (volume.modality !== 'CT') return volume
   const { slope, intercept } = volume.scaling ?? { slope: 1, intercept: 0 }
   if (!(slope > 0)) return volume

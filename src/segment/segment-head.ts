@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { existsSync } from 'node:fs'
 import * as ort from 'onnxruntime-node'
-import { withCtPaddingAsAir, withFiniteVoxels, type Volume } from '../io/volume.js'
+import { forAnalysis, type Volume } from '../io/volume.js'
 import { UnfaceError } from '../io/errors.js'
 import { distanceToMaskMm } from '../voxels/distance-transform.js'
 import { canonicalTransformOf, canonicalGeometry } from '../io/canonical-grid.js'
@@ -77,7 +77,7 @@ export async function loadSegmentationModel(path: string = DEFAULT_MODEL_PATH, o
 
 export async function segmentHead(given: Volume, model: SegmentationModel): Promise<Segmentation> {
   const t0 = performance.now()
-  const volume = withCtPaddingAsAir(withFiniteVoxels(given))
+  const volume = forAnalysis(given)
   const transform = canonicalTransformOf(volume)
   const placement = placeGrid(headCentreMm(volume.data, transform, volume.scaling), canonicalGeometry(transform).spacing)
   const input = normaliseIntensities(resampleToModelGrid(volume.data, transform, placement, volume.scaling))

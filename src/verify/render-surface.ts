@@ -13,7 +13,7 @@
  * left; pitch raises it, positive from above. Yaw 0, pitch 0 looks at the face from in front with
  * the head upright and the patient's right on the image's left, as in a photograph of a person.
  */
-import { withCtPaddingAsAir, withFiniteVoxels, type Mat3, type Vec3, type Volume, type VoxelArray } from '../io/volume.js'
+import { forAnalysis, type Mat3, type Vec3, type Volume, type VoxelArray } from '../io/volume.js'
 import { canonicalGeometry, canonicalTransformOf, toCanonicalVoxels } from '../io/canonical-grid.js'
 import { mat3Transpose, mat3Vec3 } from '../io/matrix.js'
 
@@ -60,8 +60,8 @@ const DIFFUSE = 0.88
 const LIGHT_ELEVATION_DEGREES = 20
 
 export function renderSkinViews(input: Volume, options: RenderOptions = {}): RenderedView[] {
-  const volume = withCtPaddingAsAir(withFiniteVoxels(input))
-  const threshold = options.threshold ?? skinThreshold(volume, options.headMask)
+  const volume = forAnalysis(input)
+  const threshold = options.threshold ?? thresholdOf(volume, options.headMask)
   const imageSize = options.imageSize ?? DEFAULT_IMAGE_SIZE
   if (!Number.isInteger(imageSize) || imageSize < 1) throw new Error(`image size must be a positive whole number of pixels, not ${imageSize}`)
   const grid = prepareGrid(volume, threshold)
@@ -73,8 +73,12 @@ export function renderSkinViews(input: Volume, options: RenderOptions = {}): Ren
  * air just outside the mask's boundary and the dimmer skin just inside; without one it is read
  * off the histogram (see histogramThreshold).
  */
-export function skinThreshold(input: Volume, headMask?: Uint8Array): number {
-  const volume = withCtPaddingAsAir(withFiniteVoxels(input))
+export function skinThreshold(volume: Volume, headMask?: Uint8Array): number {
+  return thresholdOf(forAnalysis(volume), headMask)
+}
+
+/** skinThreshold of a volume already made ready by forAnalysis, so that renderSkinViews does not do that twice. */
+function thresholdOf(volume: Volume, headMask?: Uint8Array): number {
   const { slope, intercept } = volume.scaling ?? { slope: 1, intercept: 0 }
   const toReal = (stored: Float32Array) => {
     for (let i = 0; i < stored.length; i++) stored[i] = (stored[i] as number) * slope + intercept
