@@ -3,7 +3,7 @@
  * on the right, laid out alike (one row per pitch, one column per yaw), beside the mid-sagittal
  * slice with the removed region overlaid.
  */
-import type { RenderedView } from '../verify/render-surface.js'
+import { viewCaption, type RenderedView } from '../verify/render-surface.js'
 import type { RgbImage } from './slice-overlay.js'
 
 const LABEL_COLOUR = '#ffcc00'
@@ -56,7 +56,7 @@ export async function reportMontage(before: RenderedView[], after: RenderedView[
   const text = (x: number, y: number, s: string) => `<text x="${x}" y="${y}">${s}</text>`
   const label = (v: RenderedView, offset: number, what: string) => {
     const { left, top } = place(v, offset)
-    return text(left + 4, top + 14, `${what}  yaw ${signed(v.yaw)} pitch ${signed(v.pitch)}`)
+    return text(left + 4, top + 14, `${what}  ${viewCaption(v)}`)
   }
   const labels = [
     ...before.map((v) => label(v, 0, 'before')),
@@ -120,8 +120,4 @@ async function rasteriseLabels(svg: string): Promise<LabelLayer> {
     rgba.push(...data.subarray(i * 4, i * 4 + 4))
   }
   return { count: x.length, x: Int32Array.from(x), y: Int32Array.from(y), rgba: Uint8Array.from(rgba) }
-}
-
-function signed(degrees: number): string {
-  return degrees > 0 ? `+${degrees}` : `${degrees}`
 }

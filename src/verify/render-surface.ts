@@ -48,6 +48,12 @@ const PITCHES = [20, 0, -20]
 /** Row by row from the highest camera down, each row from the patient's right round to the left. */
 export const DEFAULT_VIEWS: ViewAngle[] = PITCHES.flatMap((pitch) => YAWS.map((yaw) => ({ yaw, pitch })))
 
+/** The caption pictures of a view carry, such as "yaw +30 pitch -20". */
+export function viewCaption(view: ViewAngle): string {
+  const signed = (degrees: number) => (degrees > 0 ? `+${degrees}` : `${degrees}`)
+  return `yaw ${signed(view.yaw)} pitch ${signed(view.pitch)}`
+}
+
 const DEFAULT_IMAGE_SIZE = 256
 /** Wide enough for a whole head in any of the views. */
 const FIELD_OF_VIEW_MM = 260

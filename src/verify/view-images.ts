@@ -3,7 +3,7 @@
  * so that the face check's thread, which only needs the pixels, never loads sharp.
  */
 import sharp from 'sharp'
-import type { RenderedView } from './render-surface.js'
+import { viewCaption, type RenderedView } from './render-surface.js'
 
 export function viewToPng(view: RenderedView): Promise<Buffer> {
   return sharp(view.pixels, { raw: { width: view.width, height: view.height, channels: 1 } })
@@ -28,15 +28,11 @@ export async function montagePng(views: RenderedView[], columns: number): Promis
   const labels = views.map((view, i) => {
     const x = (i % columns) * width + 4
     const y = Math.floor(i / columns) * height + 14
-    return `<text x="${x}" y="${y}">yaw ${signed(view.yaw)} pitch ${signed(view.pitch)}</text>`
+    return `<text x="${x}" y="${y}">${viewCaption(view)}</text>`
   })
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${columns * width}" height="${rows * height}"><g font-family="sans-serif" font-size="12" fill="#ffcc00">${labels.join('')}</g></svg>`
   return sharp({ create: { width: columns * width, height: rows * height, channels: 3, background: '#000000' } })
     .composite([...tiles, { input: Buffer.from(svg), left: 0, top: 0 }])
     .png()
     .toBuffer()
-}
-
-function signed(degrees: number): string {
-  return degrees > 0 ? `+${degrees}` : `${degrees}`
 }
