@@ -13,6 +13,9 @@ import { writeVolume } from './io/write-volume.js'
 import { withVoxels, type Volume } from './io/volume.js'
 import { LABELS } from './segment/segment-head.js'
 import { describeWithSharedData, sharedPath } from '../test/shared-data.js'
+import { renderSkinViews, skinThreshold } from './verify/render-surface.js'
+import { loadFaceCheck } from './verify/verify-face-removed.js'
+import { detectFaces } from './verify/face-detector.js'
 
 const SAMPLE = resolve(import.meta.dirname, '../sample-volumes/IXI012-HH-1211_T1.nii.gz')
 
@@ -204,6 +207,25 @@ describeWithSharedData('defacing the heads that need the face region deeper than
       expect(result.voxels.brainChanged).toBe(0)
     }, 60_000)
   }
+})
+
+describeWithSharedData('a defaced head rendered at a lower threshold than the check uses', () => {
+  // The skin's dim outer layer, just outside what the network calls face, once stayed in the
+  // output: rendered at 0.6 of the skin threshold, Subj1_T1's eyelids and nose came back and the
+  // detector found a face (0.65). The air within 10 mm of the face is removed with it now.
+  it('Subj1_T1 shows no face at 0.6 or 0.4 of its skin threshold either', async () => {
+    const input = sharedPath('heads', 'Subj1_T1.nii.gz')
+    const output = join(dir, 'Subj1_T1_lower-threshold.nii.gz')
+    const result = await defaceFile(input, { output, models })
+    expect(result.verdict).toBe('PASS')
+    const check = await loadFaceCheck()
+    const threshold = skinThreshold(await readVolume(input))
+    const defaced = await readVolume(output)
+    for (const fraction of [0.6, 0.4]) {
+      const scores = await Promise.all(renderSkinViews(defaced, { threshold: fraction * threshold }).map(async (view) => Math.max(0, ...(await detectFaces(check.model, view)).map((d) => d.score))))
+      expect(Math.max(...scores)).toBeLessThan(check.gallery.calibration.faceScoreThreshold)
+    }
+  }, 60_000)
 })
 
 describeWithSharedData('defaceFile on the head CT stored in HU with its padding far below air', () => {

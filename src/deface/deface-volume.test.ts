@@ -9,7 +9,7 @@ describe('defacing a phantom', () => {
   const labels = phantomLabelMap(phantom)
 
   for (const mode of ['remove', 'blur'] as const) {
-    it(`${mode}: changes only voxels of the face mask, never the brain or its margin`, () => {
+    it(`${mode}: changes only the face and the air within 10 mm of it, never the brain or its margin`, () => {
       const result = defaceVolume(phantom.volume, labels, { mode, brainMarginMm: 5, ears: false })
       expect(result.faceFound).toBe(true)
       expect(result.volume.pixelType).toBe(phantom.volume.pixelType)
@@ -19,6 +19,9 @@ describe('defacing a phantom', () => {
       const brain = new Uint8Array(labels.length)
       labels.forEach((l, i) => (brain[i] = l === LABELS.brain ? 1 : 0))
       const toBrain = distanceToMaskMm(brain, phantom.volume.size, phantom.volume.spacing)
+      const face = Uint8Array.from(labels, (l) => (l === LABELS.face ? 1 : 0))
+      const toFace = distanceToMaskMm(face, phantom.volume.size, phantom.volume.spacing)
+      const inRegion = (i: number) => labels[i] === LABELS.face || (labels[i] === LABELS.background && (toFace[i] as number) <= 10)
       let changedFace = 0
       let faceCount = 0
       let outsideRegion = 0
@@ -27,7 +30,7 @@ describe('defacing a phantom', () => {
       for (let i = 0; i < labels.length; i++) {
         const changed = result.volume.data[i] !== phantom.volume.data[i]
         if (changed && weightAt(result.weight, i, phantom.volume.size) === 0) outsideRegion++
-        if (changed && labels[i] !== LABELS.face) outsideMask++
+        if (changed && !inRegion(i)) outsideMask++
         if (changed && (toBrain[i] as number) <= 5) withinMargin++
         if (labels[i] === LABELS.face) {
           faceCount++
@@ -57,6 +60,38 @@ describe('defacing a phantom', () => {
     expect(earsChangedWhenKept).toBe(0)
     expect(earsNonZeroWhenRemoved).toBe(0)
     expect(gone.changedVoxels).toBeGreaterThan(kept.changedVoxels)
+  })
+
+  it('remove also clears a dim skin layer that the labels call air, up to 10 mm from the face and no further', () => {
+    // A real network stops the face about a voxel inside the skin; the partial-volume layer
+    // outside it, labelled background, must not survive as a ghost of the face.
+    const face = Uint8Array.from(labels, (l) => (l === LABELS.face ? 1 : 0))
+    const toFace = distanceToMaskMm(face, phantom.volume.size, phantom.volume.spacing)
+    // Next to the tissue that stays the edge is feathered, so the layer is judged away from it.
+    const kept = Uint8Array.from(labels, (l) => (l !== LABELS.face && l !== LABELS.background ? 1 : 0))
+    const toKept = distanceToMaskMm(kept, phantom.volume.size, phantom.volume.spacing)
+    const dimSkin = 60
+    const data = Float32Array.from(phantom.volume.data, (v, i) => (labels[i] === LABELS.background && (toFace[i] as number) <= 20 ? dimSkin : (v as number)))
+    const result = defaceVolume({ ...phantom.volume, data, pixelType: 'float32' }, labels, { mode: 'remove', brainMarginMm: 5, ears: false })
+    let layer = 0
+    let layerLeft = 0
+    let beyond = 0
+    let beyondChanged = 0
+    for (let i = 0; i < labels.length; i++) {
+      if (labels[i] !== LABELS.background) continue
+      const d = toFace[i] as number
+      if (d > 0 && d <= 4 && (toKept[i] as number) > 4) {
+        layer++
+        if (result.volume.data[i] !== 0) layerLeft++
+      } else if (d > 12 && d <= 20) {
+        beyond++
+        if (result.volume.data[i] !== dimSkin) beyondChanged++
+      }
+    }
+    expect(layer).toBeGreaterThan(100)
+    expect(layerLeft).toBe(0)
+    expect(beyond).toBeGreaterThan(100)
+    expect(beyondChanged).toBe(0)
   })
 
   it('the edge is feathered: partly replaced voxels surround the fully replaced ones', () => {

@@ -24,6 +24,14 @@ export const DEFAULT_DEFACE_SETTINGS: DefaceSettings = { mode: 'remove', brainMa
 
 /** Width of the soft edge of the removal region against the tissue that stays: two voxels of a 2 mm scan. */
 const FEATHER_MM = 4
+/**
+ * The air this close to the face goes too. The network stops the face about a voxel inside the
+ * skin, so the dim partial-volume layer of the skin (about half as bright) stayed behind, labelled
+ * background: rendered at a lower threshold than the check's, a defaced head showed eyelids and a
+ * nose again (Subj1_T1, at 0.6 of its skin threshold: a face detected at 0.65). Any ghost of the
+ * face in the air in front of it goes with it, as it does in pydeface's mask.
+ */
+const AIR_SHELL_MM = 10
 /** Blur mode smooths over this scale: far beyond the size of eyelids, lips or a nose tip. */
 const BLUR_SIGMA_MM = 8
 
@@ -59,14 +67,15 @@ export interface DefaceOutcome {
 export function defaceVolume(volume: Volume, labels: Uint8Array, settings: DefaceSettings = DEFAULT_DEFACE_SETTINGS): DefaceOutcome {
   const isTarget = (label: number) => label === LABELS.face || (settings.ears && label === LABELS.ears)
   const backgroundValue = airValue(volume, labels)
-  const reach = boxAround(labels, volume.size, isTarget)
-  if (reach === undefined) {
+  const targetLabels = boxAround(labels, volume.size, isTarget)
+  if (targetLabels === undefined) {
     return { volume, weight: { box: { start: [0, 0, 0], size: [0, 0, 0] }, values: new Float32Array(0) }, faceFound: false, changedVoxels: 0, brainVoxelsChanged: 0, backgroundValue }
   }
 
   // Everything that can change lies in the target; what decides it lies within the brain margin
   // and the feather of that. Working in that box rather than the whole volume makes a 256^3 scan
   // several times quicker, with the same result.
+  const reach = grow(targetLabels, volume.size, volume.spacing.map((s) => Math.ceil(AIR_SHELL_MM / s)) as Vec3)
   const decided = grow(reach, volume.size, volume.spacing.map((s) => Math.ceil((settings.brainMarginMm + FEATHER_MM) / s) + 1) as Vec3)
   const decidedWeight = removalWeight(crop(labels, volume.size, decided, new Uint8Array(voxelCount(decided.size))), isTarget, decided.size, volume.spacing, settings.brainMarginMm)
   const weight: RemovalWeight = { box: reach, values: crop(decidedWeight, decided.size, within(reach, decided), new Float32Array(voxelCount(reach.size))) }
@@ -102,9 +111,10 @@ export function defaceVolume(volume: Volume, labels: Uint8Array, settings: Defac
 }
 
 /**
- * Only target voxels change. The weight is 1 in the target except near the tissue that stays (head,
- * brain, ears that are kept), where it rises from the cut over FEATHER_MM; towards air it stays 1,
- * so no trace of the skin is left. An outward feather would reach past the face into tissue that
+ * Only the target changes: the face (and ears, if asked) and the air within AIR_SHELL_MM of them.
+ * The weight is 1 in the target except near the tissue that stays (head, brain, ears that are
+ * kept), where it rises from the cut over FEATHER_MM; towards air it stays 1, so no trace of the
+ * skin is left. An outward feather would reach past the face into tissue that
  * the network calls head but may be brain (it did on one IXI head), so the fade lies inside. Within
  * the brain margin the weight is 0, fading in over FEATHER_MM beyond it.
  */
@@ -118,6 +128,10 @@ function removalWeight(labels: Uint8Array, isTarget: (label: number) => boolean,
     target[i] = targets[label] as number
     brain[i] = label === LABELS.brain ? 1 : 0
     kept[i] = !target[i] && label !== LABELS.background ? 1 : 0
+  }
+  const toTarget = distanceToMaskMm(target, size, spacing, AIR_SHELL_MM)
+  for (let i = 0; i < labels.length; i++) {
+    if (labels[i] === LABELS.background && (toTarget[i] as number) <= AIR_SHELL_MM) target[i] = 1
   }
   const toBrain = distanceToMaskMm(brain, size, spacing, marginMm + FEATHER_MM)
   const toKept = distanceToMaskMm(kept, size, spacing, FEATHER_MM)
