@@ -44,9 +44,9 @@ const name = (path: string) => basename(path).replace(/\.nii(\.gz)?$/, '')
 
 console.log(`unface evaluation, ${new Date().toISOString()}, mode ${mode}${values.ears ? ', ears' : ''}, ${availableParallelism()} cores`)
 console.log('`npm run eval' + (mode === 'remove' ? '' : ` -- --mode ${mode}`) + (values.ears ? ' -- --ears' : '') + (at1mm ? ' -- --at-1mm' : '') + '`\n')
-console.log('| volume | faces on original views (frontal / all 15) | faces on defaced views | own-original distance (min) | nearest other head (min) | identified views | brain-mask voxels changed | verdict | released | time (s) |')
-console.log('|---|---|---|---|---|---|---|---|---|---|')
-const tally = { volumes: 0, pass: 0, fullFaceFrontal: 0, fullFaceFrontalViews: 0, defacedViewsWithFace: 0, defacedViews: 0 }
+console.log('| volume | faces on original views (frontal / all 15) | faces on defaced views | faint look: faces (best score) | own-original distance (min) | nearest other head (min) | identified views | brain-mask voxels changed | verdict | released | time (s) |')
+console.log('|---|---|---|---|---|---|---|---|---|---|---|')
+const tally = { volumes: 0, pass: 0, fullFaceFrontal: 0, fullFaceFrontalViews: 0, defacedViewsWithFace: 0, defacedViews: 0, faintViewsWithFace: 0, faintViews: 0 }
 for (const input of inputs) {
   const output = join(work, 'out', `${name(input)}_defaced.nii.gz`)
   const start = performance.now()
@@ -76,13 +76,17 @@ for (const input of inputs) {
   }
   tally.defacedViewsWithFace += views.filter((v) => v.defacedFace).length
   tally.defacedViews += views.length
+  const faint = result.faint?.views ?? []
+  tally.faintViewsWithFace += faint.filter((v) => v.defacedFace).length
+  tally.faintViews += faint.length
+  const faintLook = faint.length === 0 ? '–' : `${faint.filter((v) => v.defacedFace).length}/${faint.length} (${Math.max(0, ...faint.map((v) => v.defacedScore ?? 0)).toFixed(2)})`
   console.log(
-    `| ${name(input)} | ${frontal.filter((v) => v.originalFace).length}/${frontal.length} / ${views.filter((v) => v.originalFace).length}/${views.length} | ${views.filter((v) => v.defacedFace).length}/${views.length} | ${min(views.map((v) => v.distanceToOriginal))} | ${min(views.map((v) => v.distanceToGallery))} | ${views.filter((v) => v.identified).length} | ${brainChanged} | ${result.verdict} | ${result.released ? 'yes' : 'no'} | ${seconds.toFixed(1)} |`,
+    `| ${name(input)} | ${frontal.filter((v) => v.originalFace).length}/${frontal.length} / ${views.filter((v) => v.originalFace).length}/${views.length} | ${views.filter((v) => v.defacedFace).length}/${views.length} | ${faintLook} | ${min(views.map((v) => v.distanceToOriginal))} | ${min(views.map((v) => v.distanceToGallery))} | ${views.filter((v) => v.identified).length} | ${brainChanged} | ${result.verdict} | ${result.released ? 'yes' : 'no'} | ${seconds.toFixed(1)} |`,
   )
 }
 const percent = (a: number, b: number) => (b === 0 ? '–' : `${((100 * a) / b).toFixed(0)}%`)
 console.log(`\nFrontal original views of the full-face heads with a face found: ${tally.fullFaceFrontal}/${tally.fullFaceFrontalViews} (${percent(tally.fullFaceFrontal, tally.fullFaceFrontalViews)}).`)
-console.log(`Defaced views with a face found: ${tally.defacedViewsWithFace}/${tally.defacedViews} (${percent(tally.defacedViewsWithFace, tally.defacedViews)}). PASS: ${tally.pass}/${tally.volumes}.`)
+console.log(`Defaced views with a face found: ${tally.defacedViewsWithFace}/${tally.defacedViews} (${percent(tally.defacedViewsWithFace, tally.defacedViews)}); at the faint skin level: ${tally.faintViewsWithFace}/${tally.faintViews}. PASS: ${tally.pass}/${tally.volumes}.`)
 
 /**
  * The 2 mm DLMUSE brain on the 1 mm grid of ixiHeadsAt1mm: the binary mask interpolated as the

@@ -133,6 +133,8 @@ describe('unface CLI basics', () => {
     expect(report.montage).toBeUndefined()
     expect(json.stdout.length).toBeLessThan(100_000)
     expect(report.views).toHaveLength(15)
+    expect(report.faint.views).toHaveLength(5)
+    expect(report.faint.threshold).toBeGreaterThan(0)
     expect((await cli('deface', SAMPLE, '-o', output, '--force', '--mode', 'smudge')).code).toBe(2)
     expect((await cli('deface', SAMPLE, '-o', output, '--force', '--brain-margin', '-1')).code).toBe(2)
   })

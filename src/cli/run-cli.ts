@@ -32,8 +32,9 @@ Commands:
   info      Print format, size, spacing, orientation, obliquity, pixel type, modality guess,
             intensity range and any identifying header text of a volume.
   deface    Find the face with the segmentation model, remove it (never the brain), render the
-            skin surface of the result from 15 angles, and write OUT only if no face is found
-            on any render and the renders cannot be matched to the original (verdict PASS), or
+            skin surface of the result from 15 angles (and 5 again at a fainter skin level),
+            and write OUT only if no face is found on any render and the renders cannot be
+            matched to the original (verdict PASS), or
             if no face was found on the original either (NO-FACE).
   mask      Write the segmentation model's label map on IN's grid: 0 background, 1 head,
             2 face, 3 ears, 4 brain (by default IN_labels.nii.gz).

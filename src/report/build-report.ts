@@ -52,6 +52,7 @@ export async function buildReport(parts: ReportParts): Promise<DefaceReport> {
     faceFound: defaced.faceFound,
     voxels: { ...counts, changed: defaced.changedVoxels, brainChanged: defaced.brainVoxelsChanged },
     views: verification?.views ?? [],
+    ...(verification === undefined ? {} : { faint: verification.faint }),
     timingsMs: parts.timingsMs,
     notes: parts.notes,
   }

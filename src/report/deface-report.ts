@@ -5,7 +5,7 @@
  */
 import type { DefaceMode } from '../deface/deface-volume.js'
 import type { VolumeFormat, Modality, Vec3 } from '../io/volume.js'
-import type { FaceViewCheck } from '../verify/verify-face-removed.js'
+import type { FaceViewCheck, FaintViewCheck } from '../verify/verify-face-removed.js'
 import type { ToolIdentity } from './provenance.js'
 
 /**
@@ -32,6 +32,8 @@ export interface DefaceReport {
   voxels: { face: number; ears: number; brain: number; changed: number; brainChanged: number }
   /** Per view: detector scores and descriptor distances (src/verify/verify-face-removed.ts). */
   views: FaceViewCheck[]
+  /** The released volume rendered again at the faint skin level (absent with --no-verify). */
+  faint?: { threshold: number; views: FaintViewCheck[] }
   timingsMs: Record<string, number>
   notes: string[]
 }

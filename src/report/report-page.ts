@@ -24,6 +24,12 @@ export function reportPage(report: DefaceReport, montagePng: Buffer): string {
         `<tr><td>${v.yaw}</td><td>${v.pitch}</td><td>${score(v.originalScore)}</td><td>${score(v.defacedScore)}</td><td>${score(v.distanceToOriginal)}</td><td>${score(v.distanceToGallery)}</td><td>${v.identified ? '<b>yes</b>' : 'no'}</td></tr>`,
     )
     .join('\n')
+  const faint =
+    report.faint === undefined
+      ? ''
+      : `<h2>Rendered again at the faint skin level (${report.faint.threshold.toPrecision(4)})</h2>
+<table><tr><th>yaw</th><th>pitch</th><th>face score after</th></tr>
+${report.faint.views.map((v) => `<tr><td>${v.yaw}</td><td>${v.pitch}</td><td>${v.defacedFace ? `<b>${score(v.defacedScore)}</b>` : score(v.defacedScore)}</td></tr>`).join('\n')}</table>`
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>unface: ${escape(report.verdict)} ${escape(report.input.path)}</title>
 <style>
@@ -40,6 +46,7 @@ img{max-width:100%;border:1px solid #dadce0}
 <h2>Face check per view</h2>
 <table><tr><th>yaw</th><th>pitch</th><th>face score before</th><th>face score after</th><th>distance to own original</th><th>distance to nearest other head</th><th>identified</th></tr>
 ${views}</table>
+${faint}
 ${report.notes.length === 0 ? '' : `<h2>Notes</h2><ul>${report.notes.map((n) => `<li>${escape(n)}</li>`).join('')}</ul>`}
 </body></html>
 `

@@ -57,6 +57,23 @@ describe('faceVerdict', () => {
     expect(verdict.maxMatchDistance).toBe(0.31)
   })
 
+  it('fails when the faint look still shows a face, though no view at the skin level does', () => {
+    const faint = (scores: number[]) => ({ threshold: 46, views: VIEWS.map((v, i) => ({ ...v, hitFraction: 0.5, score: scores[i] as number })) })
+    const passed = faceVerdict(originals([0.9, 0.95, 0.8]), defaced([0.1, 0.2, 0], 0.5), STRANGERS, OPTIONS, faint([0.2, 0.3, 0.1]))
+    expect(passed.status).toBe('PASS')
+    expect(passed.faint?.facesLeft).toEqual([])
+    expect(passed.reasons[0]).toMatch(/nor any of the 3 rendered at the faint skin level \(best score 0\.30\)/)
+    const failed = faceVerdict(originals([0.9, 0.95, 0.8]), defaced([0.1, 0.2, 0], 0.5), STRANGERS, OPTIONS, faint([0.2, 0.3, 0.78]))
+    expect(failed.status).toBe('FAIL')
+    expect(failed.facesLeft).toEqual([])
+    expect(failed.faint?.facesLeft).toEqual([{ yaw: 0, pitch: -20 }])
+    expect(failed.reasons).toEqual(['1 defaced view(s) rendered at the faint skin level (46.00) still show a face: yaw 0 pitch -20 (score 0.78)'])
+    // No face on the original's renders is no excuse: the faint look found one.
+    const unseen = faceVerdict(originals([0.1, 0.2, 0.1]), defaced([0.1, 0.2, 0], undefined), STRANGERS, OPTIONS, faint([0.7, 0, 0]))
+    expect(unseen.status).toBe('FAIL')
+    expect(unseen.reasons).toEqual(['no original view shows a face, but 1 defaced view(s) rendered at the faint skin level (46.00) still show a face: yaw 0 pitch +20 (score 0.70)'])
+  })
+
   it('fails, naming the views, when a defaced view still shows a face', () => {
     const verdict = faceVerdict(originals([0.9, 0.95, 0.8]), defaced([0.1, 0.72, 0.3], 0.5), STRANGERS, OPTIONS)
     expect(verdict.status).toBe('FAIL')

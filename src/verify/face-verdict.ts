@@ -2,12 +2,13 @@
  * The face check's verdict, from what the detector saw on the renders of the original and of the
  * defaced volume (the same view angles). Pure: no models, no files.
  *
- * - PASS: no defaced view shows a face, and no defaced view is identified, i.e. matched to its
- *   original (rank-1 against the gallery, within the match distance: see viewMatch).
+ * - PASS: no defaced view shows a face (nor, where a faint look was taken, any view of it at the
+ *   faint skin level), and no defaced view is identified, i.e. matched to its original (rank-1
+ *   against the gallery, within the match distance: see viewMatch).
  * - FAIL: anything else, with the views that still show a face and the views that are matched.
  *   Also when the defaced renders show no skin although the originals do (nothing was checked),
  *   or when a defaced view shows a face although no original view did.
- * - NO-FACE: no original view shows a face (and no defaced one): there is no face in the field of
+ * - NO-FACE: no original view shows a face (and no defaced one, faint or not): there is no face in the field of
  *   view, or the renders failed (almost no skin met by the rays).
  */
 import type { FaceBox } from './face-detector.js'
@@ -53,6 +54,16 @@ export interface VerdictOptions {
 
 export type FaceStatus = 'PASS' | 'FAIL' | 'NO-FACE'
 
+/**
+ * The released volume rendered again at the faint skin level (skinLevels in render-surface.ts),
+ * from a few of the views: what is left of a face may show only there.
+ */
+export interface FaintLook {
+  /** The real intensity the views were rendered at. */
+  threshold: number
+  views: ViewObservation[]
+}
+
 export interface ViewVerdict extends ViewAngle {
   originalScore: number
   defacedScore: number
@@ -86,12 +97,14 @@ export interface FaceVerdict {
   views: ViewVerdict[]
   faceScoreThreshold: number
   maxMatchDistance: number
+  /** The faint look, where one was taken, and the views where it still shows a face. */
+  faint?: FaintLook & { facesLeft: ViewAngle[] }
 }
 
 const DEFAULT_MIN_HIT_FRACTION = 0.02
 const DEFAULT_SELF_DISTANCE = 0.05
 
-export function faceVerdict(original: OriginalObservation[], defaced: DefacedObservation[], gallery: Pick<FaceGallery, 'heads'>, options: VerdictOptions): FaceVerdict {
+export function faceVerdict(original: OriginalObservation[], defaced: DefacedObservation[], gallery: Pick<FaceGallery, 'heads'>, options: VerdictOptions, faint?: FaintLook): FaceVerdict {
   const { faceScoreThreshold: threshold, maxMatchDistance } = options
   const minHit = options.minHitFraction ?? DEFAULT_MIN_HIT_FRACTION
   const selfDistance = options.selfDistance ?? DEFAULT_SELF_DISTANCE
@@ -125,14 +138,24 @@ export function faceVerdict(original: OriginalObservation[], defaced: DefacedObs
 
   const facesLeft = views.filter((v) => v.defacedFace).map(({ yaw, pitch }) => ({ yaw, pitch }))
   const matched = views.filter((v) => v.matched).map(({ yaw, pitch }) => ({ yaw, pitch }))
-  const result = { facesLeft, matched, views, faceScoreThreshold: threshold, maxMatchDistance }
+  const faintFaces = faint?.views.filter((v) => v.score >= threshold) ?? []
+  const faintReason = `${faintFaces.length} defaced view(s) rendered at the faint skin level (${faint?.threshold.toPrecision(4)}) still show a face: ${faintFaces.map((v) => `${angle(v)} (score ${v.score.toFixed(2)})`).join(', ')}`
+  const result = {
+    facesLeft,
+    matched,
+    views,
+    faceScoreThreshold: threshold,
+    maxMatchDistance,
+    ...(faint === undefined ? {} : { faint: { ...faint, facesLeft: faintFaces.map(({ yaw, pitch }) => ({ yaw, pitch })) } }),
+  }
   const bestOriginal = Math.max(...views.map((v) => v.originalScore))
   const originalHit = Math.max(...views.map((v) => v.originalHitFraction))
   const defacedHit = Math.max(...views.map((v) => v.defacedHitFraction))
 
   if (!views.some((v) => v.originalFace)) {
-    if (facesLeft.length > 0) {
-      return { ...result, status: 'FAIL', reasons: [`no original view shows a face, but ${facesLeft.length} defaced view(s) do: ${describeViews(views.filter((v) => v.defacedFace), 'defacedScore')}`] }
+    if (facesLeft.length > 0 || faintFaces.length > 0) {
+      const reasons = facesLeft.length > 0 ? [`no original view shows a face, but ${facesLeft.length} defaced view(s) do: ${describeViews(views.filter((v) => v.defacedFace), 'defacedScore')}`] : []
+      return { ...result, status: 'FAIL', reasons: faintFaces.length > 0 ? [...reasons, `no original view shows a face, but ${faintReason}`] : reasons }
     }
     if (originalHit < minHit) {
       return { ...result, status: 'NO-FACE', noFace: 'render-failed', reasons: [`the renders of the original show almost no skin (at most ${percent(originalHit)} of the pixels): the skin threshold or the volume is wrong`] }
@@ -143,6 +166,7 @@ export function faceVerdict(original: OriginalObservation[], defaced: DefacedObs
   const reasons: string[] = []
   if (defacedHit < minHit) reasons.push(`the renders of the defaced volume show almost no skin (at most ${percent(defacedHit)} of the pixels), so nothing could be checked`)
   if (facesLeft.length > 0) reasons.push(`${facesLeft.length} defaced view(s) still show a face: ${describeViews(views.filter((v) => v.defacedFace), 'defacedScore')}`)
+  if (faintFaces.length > 0) reasons.push(faintReason)
   if (matched.length > 0) {
     const list = views
       .filter((v) => v.matched)
@@ -154,7 +178,11 @@ export function faceVerdict(original: OriginalObservation[], defaced: DefacedObs
   return {
     ...result,
     status: 'PASS',
-    reasons: [`no defaced view shows a face (best score ${Math.max(...views.map((v) => v.defacedScore)).toFixed(2)}, threshold ${threshold}) and none of the ${checked.length} view(s) with a face in the original is identified`],
+    reasons: [
+      `no defaced view shows a face (best score ${Math.max(...views.map((v) => v.defacedScore)).toFixed(2)}, threshold ${threshold})` +
+        (faint === undefined ? '' : `, nor any of the ${faint.views.length} rendered at the faint skin level (best score ${Math.max(0, ...faint.views.map((v) => v.score)).toFixed(2)})`) +
+        ` and none of the ${checked.length} view(s) with a face in the original is identified`,
+    ],
   }
 }
 

@@ -77,26 +77,44 @@ export function renderSkinViews(input: Volume, options: RenderOptions = {}): Ren
 /**
  * The real intensity that separates air from skin. With a head mask it is halfway between the
  * air just outside the mask's boundary and the dimmer skin just inside; without one it is read
- * off the histogram (see histogramThreshold).
+ * off the histogram (see histogramLevels).
  */
 export function skinThreshold(volume: Volume, headMask?: Uint8Array): number {
   return thresholdOf(forAnalysis(volume), headMask)
 }
 
+/**
+ * The histogram's skin threshold (as skinThreshold without a mask) and a faint one, halfway from
+ * it down to the air's mean: the level of the skin's dim partial-volume fringe. What is left of a
+ * face may show at the faint level only (a layer of the skin left behind did: eyelids and a nose
+ * came back at 0.6 of the threshold), and anyone can render a volume at any level.
+ */
+export function skinLevels(volume: Volume): { skin: number; faint: number } {
+  const { skin, air } = histogramLevels(realSamples(forAnalysis(volume)))
+  return { skin, faint: (skin + air) / 2 }
+}
+
 /** skinThreshold of a volume already made ready by forAnalysis, so that renderSkinViews does not do that twice. */
 function thresholdOf(volume: Volume, headMask?: Uint8Array): number {
-  const { slope, intercept } = volume.scaling ?? { slope: 1, intercept: 0 }
-  const toReal = (stored: Float32Array) => {
-    for (let i = 0; i < stored.length; i++) stored[i] = (stored[i] as number) * slope + intercept
-    return stored
-  }
-  if (headMask === undefined) return histogramThreshold(toReal(everyNth(volume.data, Math.ceil(volume.data.length / HISTOGRAM_SAMPLES))))
+  if (headMask === undefined) return histogramLevels(realSamples(volume)).skin
   if (headMask.length !== volume.data.length) throw new Error(`head mask has ${headMask.length} voxels, the volume ${volume.data.length}`)
   // The boundary is examined on the lattice the renderer samples, every factor-th voxel: as
   // telling, and on a 1 mm head eight times quicker.
   const factors = renderFactors(volume)
   const lattice = subsample(volume.data, volume.size, factors)
-  return maskThreshold(toReal(lattice.data), lattice.size, subsample(headMask, volume.size, factors).data)
+  return maskThreshold(toReal(volume, lattice.data), lattice.size, subsample(headMask, volume.size, factors).data)
+}
+
+/** Stored values made real in place. */
+function toReal(volume: Volume, stored: Float32Array): Float32Array {
+  const { slope, intercept } = volume.scaling ?? { slope: 1, intercept: 0 }
+  for (let i = 0; i < stored.length; i++) stored[i] = (stored[i] as number) * slope + intercept
+  return stored
+}
+
+/** About HISTOGRAM_SAMPLES real values, evenly spread over the volume. */
+function realSamples(volume: Volume): Float32Array {
+  return toReal(volume, everyNth(volume.data, Math.ceil(volume.data.length / HISTOGRAM_SAMPLES)))
 }
 
 // ---- Threshold -----------------------------------------------------------------------------------
@@ -120,7 +138,7 @@ const TOP_PERCENTILE = 99.9
  * is drawn lower: halfway between the air's mean and the split, a quarter of the way from air to
  * tissue. In CT that is near -500 HU, far below fat and skin and further still below bone.
  */
-function histogramThreshold(values: Float32Array): number {
+function histogramLevels(values: Float32Array): { skin: number; air: number } {
   // Its own loop rather than realRange: kept to float32 values, V8 keeps it quick.
   let min = Infinity
   let max = -Infinity
@@ -129,11 +147,11 @@ function histogramThreshold(values: Float32Array): number {
     if (v < min) min = v
     if (v > max) max = v
   }
-  if (!(max > min)) return min
+  if (!(max > min)) return { skin: min, air: min }
   const coarse = histogram(values, min, max)
   const floor = percentileOf(coarse, AIR_FLOOR_PERCENTILE)
   const top = percentileOf(coarse, TOP_PERCENTILE)
-  if (!(top > floor)) return floor
+  if (!(top > floor)) return { skin: floor, air: floor }
   const clipped = histogram(values, floor, top)
   const split = otsu(clipped)
   let airSum = 0
@@ -143,7 +161,8 @@ function histogramThreshold(values: Float32Array): number {
     airCount += clipped.counts[b] as number
   }
   const splitValue = clipped.lo + (split + 1) * clipped.width
-  return (airSum / airCount + splitValue) / 2
+  const air = airSum / airCount
+  return { skin: (air + splitValue) / 2, air }
 }
 
 /** Every stride-th value, as float32. */

@@ -4,8 +4,8 @@ import { readVolume } from '../io/read-volume.js'
 import { withVoxels, type Volume } from '../io/volume.js'
 import { describeWithSharedData, sharedPath } from '../../test/shared-data.js'
 import { planeDeface } from './plane-deface.js'
-import { DEFAULT_VIEWS } from './render-surface.js'
-import { loadFaceCheck, verifyFaceRemoved, type FaceCheck } from './verify-face-removed.js'
+import { DEFAULT_VIEWS, skinLevels } from './render-surface.js'
+import { FAINT_VIEWS, loadFaceCheck, verifyFaceRemoved, type FaceCheck } from './verify-face-removed.js'
 
 const SAMPLE = join(import.meta.dirname, '..', '..', 'sample-volumes', 'IXI012-HH-1211_T1.nii.gz')
 
@@ -52,6 +52,24 @@ describe('verifyFaceRemoved on a real head (the bundled sample)', () => {
     }
     for (const v of result.views.filter((v) => !v.originalFace)) expect(v.distanceToOriginal).toBeUndefined()
     expect(result.detail.views.every((v) => v.defacedScore < check.gallery.calibration.faceScoreThreshold)).toBe(true)
+    expect(result.faint.views.map(({ yaw, pitch }) => ({ yaw, pitch }))).toEqual(FAINT_VIEWS)
+    expect(result.faint.views.every((v) => !v.defacedFace)).toBe(true)
+  })
+
+  it('fails a copy whose face was only dimmed below the skin level: the faint look finds it', async () => {
+    // What a defacer that leaves the skin's dim outer layer behind produces: the renders at the
+    // check's level show a cut, but the face is there at a lower level, for anyone to render.
+    const { skin, faint } = skinLevels(sample)
+    const slope = sample.scaling?.slope ?? 1
+    const ghost = Math.floor((faint + skin) / 2 / slope)
+    const cut = planeDeface(sample)
+    const dimmed = withVoxels(sample, Uint8Array.from(sample.data, (v, i) => (cut.data[i] === v ? v : Math.min(v, ghost))))
+    const result = await verifyFaceRemoved(sample, dimmed, check)
+    expect(result.detail.facesLeft).toEqual([])
+    expect(result.verdict).toBe('FAIL')
+    expect(result.release).toBe(false)
+    expect(result.faint.views.some((v) => v.defacedFace)).toBe(true)
+    expect(result.reasons.join(' ')).toMatch(/rendered at the faint skin level .* still show a face/)
   })
 })
 
