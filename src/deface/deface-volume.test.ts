@@ -3,6 +3,8 @@ import { LABELS } from '../segment/segment-head.js'
 import { makeHeadPhantom, phantomLabelMap } from '../../test/phantom/head-phantom.js'
 import { defaceVolume, weightAt } from './deface-volume.js'
 import { distanceToMaskMm } from '../voxels/distance-transform.js'
+import { indexedVolume } from '../../test/synthetic-volume.js'
+import { voxelCount, type Vec3 } from '../io/volume.js'
 
 describe('defacing a phantom', () => {
   const phantom = makeHeadPhantom({ contrast: 'T1', orientation: 'PSR', spacing: [2, 2, 2], noise: 4, seed: 2 })
@@ -92,6 +94,27 @@ describe('defacing a phantom', () => {
     expect(layerLeft).toBe(0)
     expect(beyond).toBeGreaterThan(100)
     expect(beyondChanged).toBe(0)
+  })
+
+  it('on a 1 mm grid the air shell, measured between 2 mm blocks, still reaches about 10 mm', () => {
+    // A face cube in air that is dim but not empty: what lies within 10 mm goes, give or take a block.
+    const size: Vec3 = [60, 60, 60]
+    const volume = indexedVolume({ size, spacing: [1, 1, 1], pixelType: 'uint8' })
+    volume.data.fill(50)
+    const cube = new Uint8Array(voxelCount(size))
+    for (let z = 20; z < 40; z++) for (let y = 20; y < 40; y++) for (let x = 20; x < 40; x++) cube[x + 60 * (y + 60 * z)] = 1
+    const cubeLabels = Uint8Array.from(cube, (c) => (c ? LABELS.face : LABELS.background))
+    const toCube = distanceToMaskMm(cube, size, [1, 1, 1])
+    const result = defaceVolume(volume, cubeLabels, { mode: 'remove', brainMarginMm: 5, ears: false })
+    let nearLeft = 0
+    let farChanged = 0
+    for (let i = 0; i < cube.length; i++) {
+      const d = toCube[i] as number
+      if (d > 0 && d <= 8 && result.volume.data[i] !== 0) nearLeft++
+      if (d > 12.5 && result.volume.data[i] !== 50) farChanged++
+    }
+    expect(nearLeft).toBe(0)
+    expect(farChanged).toBe(0)
   })
 
   it('the edge is feathered: partly replaced voxels surround the fully replaced ones', () => {

@@ -32,6 +32,8 @@ const FEATHER_MM = 4
  * face in the air in front of it goes with it, as it does in pydeface's mask.
  */
 const AIR_SHELL_MM = 10
+/** The shell is measured between blocks of about this size (see nearTarget). */
+const SHELL_BLOCK_MM = 2
 /** Blur mode smooths over this scale: far beyond the size of eyelids, lips or a nose tip. */
 const BLUR_SIGMA_MM = 8
 
@@ -129,9 +131,9 @@ function removalWeight(labels: Uint8Array, isTarget: (label: number) => boolean,
     brain[i] = label === LABELS.brain ? 1 : 0
     kept[i] = !target[i] && label !== LABELS.background ? 1 : 0
   }
-  const toTarget = distanceToMaskMm(target, size, spacing, AIR_SHELL_MM)
+  const shell = nearTarget(target, size, spacing)
   for (let i = 0; i < labels.length; i++) {
-    if (labels[i] === LABELS.background && (toTarget[i] as number) <= AIR_SHELL_MM) target[i] = 1
+    if (labels[i] === LABELS.background && shell[i]) target[i] = 1
   }
   const toBrain = distanceToMaskMm(brain, size, spacing, marginMm + FEATHER_MM)
   const toKept = distanceToMaskMm(kept, size, spacing, FEATHER_MM)
@@ -144,6 +146,41 @@ function removalWeight(labels: Uint8Array, isTarget: (label: number) => boolean,
     weight[i] = w < 1e-3 ? 0 : w
   }
   return weight
+}
+
+/**
+ * 1 within about AIR_SHELL_MM of the target. The distance is taken between blocks of about
+ * SHELL_BLOCK_MM, a block counting as target if any voxel in it is: the shell's edge need not be
+ * exact, and on a 1 mm scan the exact transform took 0.2-0.35 s of a 0.9 s deface. On a 2 mm scan
+ * the blocks are voxels and the distance is exact; otherwise the edge may lie up to a block's
+ * diagonal either way.
+ */
+function nearTarget(target: Uint8Array, size: Vec3, spacing: Vec3): Uint8Array {
+  const factors = spacing.map((s) => Math.max(1, Math.floor(SHELL_BLOCK_MM / s))) as Vec3
+  if (factors.every((f) => f === 1)) return Uint8Array.from(distanceToMaskMm(target, size, spacing, AIR_SHELL_MM), (d) => (d <= AIR_SHELL_MM ? 1 : 0))
+  const blocks = size.map((n, a) => Math.ceil(n / (factors[a] as number))) as Vec3
+  const [nx, ny, nz] = size
+  // Each voxel's block, as an offset per axis.
+  const strides = [1, blocks[0], blocks[0] * blocks[1]]
+  const [ox, oy, oz] = size.map((n, a) => Int32Array.from({ length: n }, (_, v) => Math.floor(v / (factors[a] as number)) * (strides[a] as number))) as [Int32Array, Int32Array, Int32Array]
+  const blockTarget = new Uint8Array(voxelCount(blocks))
+  const near = new Uint8Array(target.length)
+  const each = (visit: (i: number, block: number) => void) => {
+    for (let z = 0, i = 0; z < nz; z++) {
+      for (let y = 0; y < ny; y++) {
+        const row = (oy[y] as number) + (oz[z] as number)
+        for (let x = 0; x < nx; x++, i++) visit(i, row + (ox[x] as number))
+      }
+    }
+  }
+  each((i, block) => {
+    if (target[i]) blockTarget[block] = 1
+  })
+  const distance = distanceToMaskMm(blockTarget, blocks, spacing.map((s, a) => s * (factors[a] as number)) as Vec3, AIR_SHELL_MM)
+  each((i, block) => {
+    near[i] = (distance[block] as number) <= AIR_SHELL_MM ? 1 : 0
+  })
+  return near
 }
 
 /** Blur mode: heavy smoothing plus noise matched to the scan, so features cannot be traced. */

@@ -3,7 +3,7 @@ import { readVolume } from '../io/read-volume.js'
 import { realIntensities, withVoxels, type Volume } from '../io/volume.js'
 import { makeHeadPhantom, type HeadPhantom, type HeadPhantomOptions } from '../../test/phantom/head-phantom.js'
 import { describeWithSharedData, sharedPath } from '../../test/shared-data.js'
-import { DEFAULT_VIEWS, renderSkinViews, skinThreshold, type RenderedView, type ViewAngle } from './render-surface.js'
+import { DEFAULT_VIEWS, renderSkinLooks, renderSkinViews, skinLevels, skinThreshold, type RenderedView, type ViewAngle } from './render-surface.js'
 
 const FRONT: ViewAngle = { yaw: 0, pitch: 0 }
 
@@ -218,6 +218,29 @@ describe('renderSkinViews on phantoms', () => {
     const { volume } = phantom(T1)
     expect(() => renderSkinViews(volume, { imageSize: 0 })).toThrow(/image size/)
     expect(() => renderSkinViews(volume, { imageSize: 100.5 })).toThrow(/image size/)
+  })
+})
+
+describe('renderSkinLooks and skinLevels', () => {
+  it('renders each look as renderSkinViews would at its level, from one grid', () => {
+    const { volume } = phantom(T1)
+    const { skin, faint } = skinLevels(volume)
+    expect(skin).toBe(skinThreshold(volume))
+    expect(faint).toBeLessThan(skin)
+    const side: ViewAngle = { yaw: 30, pitch: 20 }
+    const [atSkin, atFaint] = renderSkinLooks(volume, [
+      { threshold: skin, views: [FRONT, side] },
+      { threshold: faint, views: [FRONT] },
+    ]) as [RenderedView[], RenderedView[]]
+    expect(atSkin.map((v) => v.pixels)).toEqual(renderSkinViews(volume, { threshold: skin, views: [FRONT, side] }).map((v) => v.pixels))
+    // The fainter field is the same one shifted, so it differs from a grid built at that level by rounding only.
+    const direct = frontal(volume, { threshold: faint })
+    expect(atFaint).toHaveLength(1)
+    expect(meanAbsoluteDifference((atFaint[0] as RenderedView).pixels, direct.pixels)).toBeLessThan(0.05)
+    expect((atFaint[0] as RenderedView).hitFraction).toBeCloseTo(direct.hitFraction, 3)
+    // and it is a different surface from the skin's: further out, so it covers more of the picture.
+    expect((atFaint[0] as RenderedView).hitFraction).toBeGreaterThanOrEqual((atSkin[0] as RenderedView).hitFraction)
+    expect(meanAbsoluteDifference((atFaint[0] as RenderedView).pixels, (atSkin[0] as RenderedView).pixels)).toBeGreaterThan(0.5)
   })
 })
 

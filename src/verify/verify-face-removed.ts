@@ -20,7 +20,7 @@ import { calibratedOptions, observeDefaced, observeOriginal } from './face-check
 import { detectFaces, loadFaceModel, type FaceModel, type FaceModelOptions } from './face-detector.js'
 import { DEFAULT_GALLERY_PATH, parseGallery, type FaceGallery } from './face-gallery.js'
 import { faceVerdict, type FaceStatus, type FaceVerdict, type FaintLook, type OriginalObservation } from './face-verdict.js'
-import { renderSkinViews, skinLevels, skinThreshold, type RenderedView, type ViewAngle } from './render-surface.js'
+import { DEFAULT_VIEWS, renderSkinLooks, renderSkinViews, skinLevels, skinThreshold, type RenderedView, type ViewAngle } from './render-surface.js'
 
 export interface FaceCheck {
   model: FaceModel
@@ -145,8 +145,11 @@ export async function observeOriginalVolume(original: Volume, check: FaceCheck):
 /** The second half: the defaced volume's renders against the original's. `defaced` undefined: the volume was left unchanged. */
 export async function verifyAgainstOriginal(seen: OriginalSeen, defaced: Volume | undefined, check: FaceCheck): Promise<FaceVerification> {
   const start = performance.now()
-  const after = defaced === undefined ? seen.before : renderSkinViews(defaced, { threshold: seen.threshold })
-  const faintViews = renderSkinViews(defaced ?? seen.original, { threshold: seen.faintThreshold, views: FAINT_VIEWS })
+  const faintLook = { threshold: seen.faintThreshold, views: FAINT_VIEWS }
+  const [after, faintViews] =
+    defaced === undefined
+      ? [seen.before, renderSkinViews(seen.original, faintLook)]
+      : (renderSkinLooks(defaced, [{ threshold: seen.threshold, views: DEFAULT_VIEWS }, faintLook]) as [RenderedView[], RenderedView[]])
   const rendered = performance.now()
   const observations = await observeDefaced(check.model, after, seen.observations)
   const faint: FaintLook = { threshold: seen.faintThreshold, views: [] }
