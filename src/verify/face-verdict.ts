@@ -14,7 +14,7 @@
 import type { FaceBox } from './face-detector.js'
 import { descriptorDistance } from './face-detector.js'
 import type { FaceGallery } from './face-gallery.js'
-import type { ViewAngle } from './render-surface.js'
+import { viewCaption, type ViewAngle } from './render-surface.js'
 
 /** What the detector saw on one render. */
 export interface ViewObservation extends ViewAngle {
@@ -112,7 +112,7 @@ export function faceVerdict(original: OriginalObservation[], defaced: DefacedObs
   if (original.length === 0) throw new Error('no views to judge')
   original.forEach((o, i) => {
     const d = defaced[i] as DefacedObservation
-    if (o.yaw !== d.yaw || o.pitch !== d.pitch) throw new Error(`view ${i} is ${angle(o)} in the original but ${angle(d)} in the defaced renders`)
+    if (o.yaw !== d.yaw || o.pitch !== d.pitch) throw new Error(`view ${i} is ${viewCaption(o)} in the original but ${viewCaption(d)} in the defaced renders`)
   })
 
   const excluded = selfHeads(original, gallery, selfDistance)
@@ -139,7 +139,7 @@ export function faceVerdict(original: OriginalObservation[], defaced: DefacedObs
   const facesLeft = views.filter((v) => v.defacedFace).map(({ yaw, pitch }) => ({ yaw, pitch }))
   const matched = views.filter((v) => v.matched).map(({ yaw, pitch }) => ({ yaw, pitch }))
   const faintFaces = faint?.views.filter((v) => v.score >= threshold) ?? []
-  const faintReason = `${faintFaces.length} defaced view(s) rendered at the faint skin level (${faint?.threshold.toPrecision(4)}) still show a face: ${faintFaces.map((v) => `${angle(v)} (score ${v.score.toFixed(2)})`).join(', ')}`
+  const faintReason = `${faintFaces.length} defaced view(s) rendered at the faint skin level (${faint?.threshold.toPrecision(4)}) still show a face: ${faintFaces.map((v) => `${viewCaption(v)} (score ${v.score.toFixed(2)})`).join(', ')}`
   const result = {
     facesLeft,
     matched,
@@ -170,7 +170,7 @@ export function faceVerdict(original: OriginalObservation[], defaced: DefacedObs
   if (matched.length > 0) {
     const list = views
       .filter((v) => v.matched)
-      .map((v) => `${angle(v)} (distance ${fixed(v.ownDistance)} to its original, ${fixed(v.nearestOtherDistance)} to the nearest other head)`)
+      .map((v) => `${viewCaption(v)} (distance ${fixed(v.ownDistance)} to its original, ${fixed(v.nearestOtherDistance)} to the nearest other head)`)
     reasons.push(`${matched.length} defaced view(s) are still identified as the original: ${list.join(', ')}`)
   }
   if (reasons.length > 0) return { ...result, status: 'FAIL', reasons }
@@ -237,13 +237,8 @@ function selfHeads(original: OriginalObservation[], gallery: Pick<FaceGallery, '
   return new Set(gallery.heads.filter((h) => people.has(h.person)).map((h) => h.id))
 }
 
-function angle(view: ViewAngle): string {
-  const signed = (d: number) => (d > 0 ? `+${d}` : `${d}`)
-  return `yaw ${signed(view.yaw)} pitch ${signed(view.pitch)}`
-}
-
 function describeViews(views: ViewVerdict[], key: 'defacedScore' | 'originalScore'): string {
-  return views.map((v) => `${angle(v)} (score ${v[key].toFixed(2)})`).join(', ')
+  return views.map((v) => `${viewCaption(v)} (score ${v[key].toFixed(2)})`).join(', ')
 }
 
 function fixed(value: number | undefined): string {
