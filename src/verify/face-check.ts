@@ -9,7 +9,7 @@
 import type { FaceModel } from './face-detector.js'
 import { describeBox, detectFaces, inspectView } from './face-detector.js'
 import type { FaceGallery } from './face-gallery.js'
-import type { DefacedObservation, FaceVerdict, OriginalObservation, VerdictOptions } from './face-verdict.js'
+import type { DefacedObservation, FaceVerdict, OriginalObservation, VerdictOptions, ViewObservation } from './face-verdict.js'
 import { faceVerdict } from './face-verdict.js'
 import type { RenderedView } from './render-surface.js'
 
@@ -40,6 +40,16 @@ export async function observeDefaced(model: FaceModel, views: RenderedView[], or
     const box = (original[i] as OriginalObservation).descriptorBox
     if (box !== undefined) observation.descriptorAtOriginal = await describeBox(model, view, box)
     observations.push(observation)
+  }
+  return observations
+}
+
+/** Detector score and box for each view of the faint look: whether a face shows is all it asks. */
+export async function observeFaint(model: FaceModel, views: RenderedView[]): Promise<ViewObservation[]> {
+  const observations: ViewObservation[] = []
+  for (const view of views) {
+    const [best] = await detectFaces(model, view)
+    observations.push({ yaw: view.yaw, pitch: view.pitch, hitFraction: view.hitFraction, score: best?.score ?? 0, ...(best === undefined ? {} : { box: best.box }) })
   }
   return observations
 }

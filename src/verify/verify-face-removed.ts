@@ -16,8 +16,8 @@ import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import type { Volume } from '../io/volume.js'
-import { calibratedOptions, observeDefaced, observeOriginal } from './face-check.js'
-import { detectFaces, loadFaceModel, type FaceModel, type FaceModelOptions } from './face-detector.js'
+import { calibratedOptions, observeDefaced, observeFaint, observeOriginal } from './face-check.js'
+import { loadFaceModel, type FaceModel, type FaceModelOptions } from './face-detector.js'
 import { DEFAULT_GALLERY_PATH, parseGallery, type FaceGallery } from './face-gallery.js'
 import { faceVerdict, type FaceStatus, type FaceVerdict, type FaintLook, type OriginalObservation } from './face-verdict.js'
 import { DEFAULT_VIEWS, renderSkinLooks, renderSkinViews, skinLevels, skinThreshold, type RenderedView, type ViewAngle } from './render-surface.js'
@@ -152,11 +152,7 @@ export async function verifyAgainstOriginal(seen: OriginalSeen, defaced: Volume 
       : (renderSkinLooks(defaced, [{ threshold: seen.threshold, views: DEFAULT_VIEWS }, faintLook]) as [RenderedView[], RenderedView[]])
   const rendered = performance.now()
   const observations = await observeDefaced(check.model, after, seen.observations)
-  const faint: FaintLook = { threshold: seen.faintThreshold, views: [] }
-  for (const view of faintViews) {
-    const [best] = await detectFaces(check.model, view)
-    faint.views.push({ yaw: view.yaw, pitch: view.pitch, hitFraction: view.hitFraction, score: best?.score ?? 0 })
-  }
+  const faint: FaintLook = { threshold: seen.faintThreshold, views: await observeFaint(check.model, faintViews) }
   const detail = faceVerdict(seen.observations, observations, check.gallery, calibratedOptions(check.gallery), faint)
   const noFaceSeen = detail.status === 'NO-FACE' && detail.noFace === 'no-face-in-field-of-view'
   const release = detail.status === 'PASS' || (noFaceSeen && defaced === undefined)
