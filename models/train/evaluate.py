@@ -49,6 +49,22 @@ def predict_grid(model, x):
         return model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None, None]).argmax(1)[0].numpy()
 
 
+def face_errors(pred, ref):
+    """Where the predicted face and the reference disagree, in grid voxels: missed face voxels
+    (FN) by the class predicted there, and face voxels too many (FP) by whether they lie
+    posterior of the reference face in their (x, z) column (the reference's back edge is a
+    registered atlas's, not an edge in the image); and how many fewer voxels the network calls
+    anything but background than the reference does (its outer boundary lying inside)."""
+    rf, pf = ref == 2, pred == 2
+    fn, fp = rf & ~pf, pf & ~rf
+    ys = np.arange(ref.shape[1])[None, :, None]
+    back = np.where(rf, ys, ref.shape[1]).min(1, keepdims=True)  # most posterior reference face voxel
+    has = rf.any(1, keepdims=True)
+    return dict(fn=int(fn.sum()), fn_as_background=int((fn & (pred == 0)).sum()), fn_as_head=int((fn & (pred == 1)).sum()),
+                fp=int(fp.sum()), fp_behind_reference=int((fp & has & (ys < back)).sum()),
+                head_deficit=int((ref > 0).sum() - (pred > 0).sum()))
+
+
 def prepare_native(data, zooms):
     centre = grid_centre_mm(data, zooms)
     g = resample_to_grid(data, zooms, centre, size=GRID)
@@ -185,6 +201,16 @@ def main():
         print(f"{'MEAN':22s} {name:10s} " + " ".join(f"{np.nanmean([r[k] for r in rr]):6.3f}"
                                                     for k in ("face", "ears", "brain")))
     out["val"] = rows
+
+    print("\n2c. face errors on the validation heads, canonical input (grid voxels; see face_errors)")
+    errs = []
+    for hid in split["val"]:
+        img = np.asanyarray(nib.load(os.path.join(LAB, hid + "_img.nii.gz")).dataobj).astype(np.float32)
+        ref = np.asanyarray(nib.load(os.path.join(LAB, hid + "_lab.nii.gz")).dataobj)[sl]
+        e = dict(head=hid, **face_errors(predict_grid(model, normalise(img[sl])), ref))
+        errs.append(e)
+        print(json.dumps(e))
+    out["face_errors"] = errs
 
     # The same on the heads the network was trained on: Dice as low there as on validation means
     # the network underfits its labels rather than failing to generalise.
