@@ -86,6 +86,11 @@ def rand_rotation(rng, max_deg):
 P_PERM = 0.2
 P_SYNTH = 0.65
 P_STRIPPED = 0.25
+# A sharp sample is the store grid itself, shifted by whole voxels: no rotation, scaling or blur,
+# so the skin's dim outer layer looks as it does at run time (the runtime's grid is the store
+# grid's centre, resampled the same way). Runs 1-3 had none: every sample was interpolated and many
+# blurred, and the network's head came out about a voxel inside its labels' (models/README.md).
+P_SHARP = 0.0
 
 
 def rand_theta(rng):
@@ -118,8 +123,15 @@ def gauss_blur(x, sigma):
     return x
 
 
+def sharp_theta(rng):
+    shift = rng.integers(-8, 9, size=3) * 2.0 / STORE  # whole store voxels, up to 20 mm
+    th = np.concatenate([np.eye(3) * (GRID / STORE), shift[:, None]], 1)
+    return torch.tensor(th, dtype=torch.float32)[None]
+
+
 def make_sample(h, rng):
-    th = rand_theta(rng)
+    sharp = rng.random() < P_SHARP
+    th = sharp_theta(rng) if sharp else rand_theta(rng)
     grid = F.affine_grid(th, (1, 1, GRID, GRID, GRID), align_corners=False)
     r = F.grid_sample(h["r"], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     ls = F.grid_sample(torch.cat([h["lab"], h["sub"]], 1), grid, mode="nearest", padding_mode="zeros",
@@ -150,7 +162,9 @@ def make_sample(h, rng):
         b = torch.randn(1, 1, 4, 4, 4) * rng.uniform(0, 0.25)
         x = x * torch.exp(F.interpolate(b, size=(GRID,) * 3, mode="trilinear", align_corners=True))
     # thick slices
-    if rng.random() < 0.4:
+    if sharp:
+        pass
+    elif rng.random() < 0.4:
         ax = int(rng.integers(3))
         k = int(rng.integers(2, 4))  # 5 or 7.5 mm
         ks = [1, 1, 1]
@@ -222,7 +236,7 @@ def validate(model, val):
 
 
 def main():
-    global P_PERM, P_SYNTH, P_STRIPPED
+    global P_PERM, P_SYNTH, P_STRIPPED, P_SHARP
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=80)
     ap.add_argument("--iters", type=int, default=100000)
@@ -237,9 +251,10 @@ def main():
     ap.add_argument("--p-perm", type=float, default=P_PERM, help="probability of an axis permutation/flip")
     ap.add_argument("--p-synth", type=float, default=P_SYNTH, help="probability of synthetic intensities")
     ap.add_argument("--p-stripped", type=float, default=P_STRIPPED, help="probability of a skull-stripped sample")
+    ap.add_argument("--p-sharp", type=float, default=P_SHARP, help="probability of a sharp sample (see P_SHARP)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    P_PERM, P_SYNTH, P_STRIPPED = args.p_perm, args.p_synth, args.p_stripped
+    P_PERM, P_SYNTH, P_STRIPPED, P_SHARP = args.p_perm, args.p_synth, args.p_stripped, args.p_sharp
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     split = load_split()
