@@ -165,21 +165,21 @@ function nearTarget(target: Uint8Array, size: Vec3, spacing: Vec3): Uint8Array {
   const [ox, oy, oz] = size.map((n, a) => Int32Array.from({ length: n }, (_, v) => Math.floor(v / (factors[a] as number)) * (strides[a] as number))) as [Int32Array, Int32Array, Int32Array]
   const blockTarget = new Uint8Array(voxelCount(blocks))
   const near = new Uint8Array(target.length)
-  const each = (visit: (i: number, block: number) => void) => {
-    for (let z = 0, i = 0; z < nz; z++) {
-      for (let y = 0; y < ny; y++) {
-        const row = (oy[y] as number) + (oz[z] as number)
-        for (let x = 0; x < nx; x++, i++) visit(i, row + (ox[x] as number))
-      }
+  // Two plain loops over the voxels, each with its block: the same walk through a visitor
+  // callback cost about 0.05 s more of a 256^3 deface.
+  for (let z = 0, i = 0; z < nz; z++) {
+    for (let y = 0; y < ny; y++) {
+      const row = (oy[y] as number) + (oz[z] as number)
+      for (let x = 0; x < nx; x++, i++) if (target[i]) blockTarget[row + (ox[x] as number)] = 1
     }
   }
-  each((i, block) => {
-    if (target[i]) blockTarget[block] = 1
-  })
   const distance = distanceToMaskMm(blockTarget, blocks, spacing.map((s, a) => s * (factors[a] as number)) as Vec3, AIR_SHELL_MM)
-  each((i, block) => {
-    near[i] = (distance[block] as number) <= AIR_SHELL_MM ? 1 : 0
-  })
+  for (let z = 0, i = 0; z < nz; z++) {
+    for (let y = 0; y < ny; y++) {
+      const row = (oy[y] as number) + (oz[z] as number)
+      for (let x = 0; x < nx; x++, i++) near[i] = (distance[row + (ox[x] as number)] as number) <= AIR_SHELL_MM ? 1 : 0
+    }
+  }
   return near
 }
 
