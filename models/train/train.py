@@ -130,7 +130,8 @@ def sharp_theta(rng):
 
 
 def make_sample(h, rng):
-    sharp = rng.random() < P_SHARP
+    # No draw at all when off, so that a run without sharp samples gets the sample stream of runs 1-3.
+    sharp = P_SHARP > 0 and rng.random() < P_SHARP
     th = sharp_theta(rng) if sharp else rand_theta(rng)
     grid = F.affine_grid(th, (1, 1, GRID, GRID, GRID), align_corners=False)
     r = F.grid_sample(h["r"], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
@@ -161,18 +162,17 @@ def make_sample(h, rng):
     if rng.random() < 0.8:
         b = torch.randn(1, 1, 4, 4, 4) * rng.uniform(0, 0.25)
         x = x * torch.exp(F.interpolate(b, size=(GRID,) * 3, mode="trilinear", align_corners=True))
-    # thick slices
-    if sharp:
-        pass
-    elif rng.random() < 0.4:
-        ax = int(rng.integers(3))
-        k = int(rng.integers(2, 4))  # 5 or 7.5 mm
-        ks = [1, 1, 1]
-        ks[ax] = k
-        small = F.avg_pool3d(x, ks, stride=ks, ceil_mode=True)
-        x = F.interpolate(small, size=(GRID,) * 3, mode="trilinear", align_corners=False)
-    elif rng.random() < 0.5:
-        x = gauss_blur(x, rng.uniform(0.3, 1.0))
+    # thick slices or blur; a sharp sample keeps the resolution of the runtime's grid
+    if not sharp:
+        if rng.random() < 0.4:
+            ax = int(rng.integers(3))
+            k = int(rng.integers(2, 4))  # 5 or 7.5 mm
+            ks = [1, 1, 1]
+            ks[ax] = k
+            small = F.avg_pool3d(x, ks, stride=ks, ceil_mode=True)
+            x = F.interpolate(small, size=(GRID,) * 3, mode="trilinear", align_corners=False)
+        elif rng.random() < 0.5:
+            x = gauss_blur(x, rng.uniform(0.3, 1.0))
     x = x + torch.randn_like(x) * rng.uniform(0, 0.05)
     # FOV crop
     if rng.random() < 0.35:
