@@ -176,7 +176,9 @@ export async function verifyAgainstOriginal(seen: OriginalSeen, defaced: Volume 
       defacedFace: v.defacedFace,
     }),
   )
-  const faintChecks = faint.views.map((v): FaintViewCheck => ({ yaw: v.yaw, pitch: v.pitch, ...score('defacedScore', v.score), defacedFace: v.score >= detail.faceScoreThreshold }))
+  // Which faint views show a face is the verdict's to say, as it is for the views above.
+  const faintFaces = detail.faint?.facesLeft ?? []
+  const faintChecks = faint.views.map((v): FaintViewCheck => ({ yaw: v.yaw, pitch: v.pitch, ...score('defacedScore', v.score), defacedFace: faintFaces.some((f) => f.yaw === v.yaw && f.pitch === v.pitch) }))
   const timingsMs = {
     renderOriginal: seen.timingsMs.render,
     detectOriginal: seen.timingsMs.detect,
