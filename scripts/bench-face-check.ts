@@ -69,9 +69,9 @@ let status = ''
 let described = 0
 for (let r = 0; r < runs; r++) {
   const threshold = check.gallery.calibration.faceScoreThreshold
-  const [observed, originalMs] = await time(() => observeOriginal(check.model, original, threshold))
-  const [, defacedMs] = await time(() => observeDefaced(check.model, defaced, observed))
-  const [verdict, totalMs] = await time(() => checkFace(check.model, original, defaced, check.gallery))
+  const [observed, originalMs] = await time(() => observeOriginal(check.model, check.renderFace, original, threshold))
+  const [, defacedMs] = await time(() => observeDefaced(check.model, check.renderFace, defaced, observed))
+  const [verdict, totalMs] = await time(() => checkFace(check.model, check.renderFace, original, defaced, check.gallery))
   originals.push(originalMs)
   defaceds.push(defacedMs)
   totals.push(totalMs)

@@ -243,6 +243,10 @@ for (const a of stored.heads) {
 }
 
 // ---- End to end: verdicts on the plane-defaced heads and the control ---------------------------
+// The photo detector's verdicts alone: the render-face classifier has a calibration of its own
+// (models/train/train_render_face.py), so here it never sees a face.
+const DETECTOR_ONLY = { renderFace: 0 }
+const detectorOnly = { faceScoreThreshold, renderFaceThreshold: Infinity, maxMatchDistance }
 
 const observations = (h: { original: Array<Seen & { hitFraction: number }> }) =>
   h.original.map(
@@ -250,6 +254,7 @@ const observations = (h: { original: Array<Seen & { hitFraction: number }> }) =>
       ...(views[i] as ViewAngle),
       hitFraction: s.hitFraction,
       score: s.score,
+      ...DETECTOR_ONLY,
       ...(s.box === undefined ? {} : { box: s.box }),
       ...(s.score >= faceScoreThreshold && s.descriptor !== undefined ? { descriptor: s.descriptor, descriptorBox: s.descriptorBox as FaceBox } : {}),
     }),
@@ -260,6 +265,7 @@ const defacedObservations = (records: DefacedRecord[], original: OriginalObserva
       ...(views[i] as ViewAngle),
       hitFraction: d.hitFraction,
       score: d.score,
+      ...DETECTOR_ONLY,
       ...(d.box === undefined ? {} : { box: d.box }),
       ...((original[i] as OriginalObservation).descriptor !== undefined && d.descriptorAtOriginal !== undefined ? { descriptorAtOriginal: d.descriptorAtOriginal } : {}),
     }),
@@ -267,9 +273,9 @@ const defacedObservations = (records: DefacedRecord[], original: OriginalObserva
 const verdicts = heads.map((h) => {
   const original = observations(h)
   const defaced = defacedObservations(h.defaced, original)
-  const gated = faceVerdict(original, defaced, stored, { faceScoreThreshold, maxMatchDistance })
-  const pure = faceVerdict(original, defaced, stored, { faceScoreThreshold, maxMatchDistance: Infinity })
-  const weak = faceVerdict(original, defacedObservations(h.weak, original), stored, { faceScoreThreshold, maxMatchDistance })
+  const gated = faceVerdict(original, defaced, stored, detectorOnly)
+  const pure = faceVerdict(original, defaced, stored, { ...detectorOnly, maxMatchDistance: Infinity })
+  const weak = faceVerdict(original, defacedObservations(h.weak, original), stored, detectorOnly)
   return {
     id: h.id,
     fullFace: h.fullFace,
@@ -283,7 +289,7 @@ const verdicts = heads.map((h) => {
     weakMatched: weak.matched.length,
   }
 })
-const controlVerdict = faceVerdict(observations({ original: control }), observations({ original: control }), stored, { faceScoreThreshold, maxMatchDistance })
+const controlVerdict = faceVerdict(observations({ original: control }), observations({ original: control }), stored, detectorOnly)
 const count = (xs: Array<{ status: string }>, status: string) => xs.filter((x) => x.status === status).length
 const countRank1 = (xs: Array<{ rank1Only: string }>, status: string) => xs.filter((x) => x.rank1Only === status).length
 const fullVerdicts = verdicts.filter((v) => v.fullFace)

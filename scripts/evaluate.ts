@@ -10,7 +10,7 @@
  * are carried to 1 mm the same way (brainAt1mm).
  */
 import { existsSync } from 'node:fs'
-import { mkdir, rm } from 'node:fs/promises'
+import { mkdir, readFile, rm } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { basename, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -20,6 +20,8 @@ import { writeVolume } from '../src/io/write-volume.js'
 import { allocateVoxels, withVoxels, type Volume } from '../src/io/volume.js'
 import type { DefaceMode } from '../src/deface/deface-volume.js'
 import type { FaceViewCheck } from '../src/verify/verify-face-removed.js'
+import { DEFAULT_GALLERY_PATH, parseGallery } from '../src/verify/face-gallery.js'
+import { RENDER_FACE_THRESHOLD } from '../src/verify/render-face.js'
 import { SHARED_DATA, realHeads, skullStrippedControl, upsampledTo1mm } from './real-volumes.js'
 
 const { values } = parseArgs({
@@ -40,13 +42,14 @@ await mkdir(join(work, 'out'), { recursive: true })
 const inputs = at1mm ? await ixiHeadsAt1mm(join(work, '1mm')) : [...realHeads(data), skullStrippedControl(data)]
 
 const models = await loadModels()
+const detectorThreshold = parseGallery(await readFile(DEFAULT_GALLERY_PATH, 'utf8')).calibration.faceScoreThreshold
 const name = (path: string) => basename(path).replace(/\.nii(\.gz)?$/, '')
 
 console.log(`unface evaluation, ${new Date().toISOString()}, mode ${mode}${values.ears ? ', ears' : ''}, ${availableParallelism()} cores`)
 console.log('`npm run eval' + (mode === 'remove' ? '' : ` -- --mode ${mode}`) + (values.ears ? ' -- --ears' : '') + (at1mm ? ' -- --at-1mm' : '') + '`\n')
-console.log('| volume | faces on original views (frontal / all 15) | faces on defaced views | faint look: faces (best score) | own-original distance (min) | nearest other head (min) | identified views | brain-mask voxels changed | verdict | released | time (s) |')
+console.log('| volume | faces on original views (frontal / all 15) | faces on defaced views | faint look: faces (best detector score / render-face probability) | own-original distance (min) | nearest other head (min) | identified views | brain-mask voxels changed | verdict | released | time (s) |')
 console.log('|---|---|---|---|---|---|---|---|---|---|---|')
-const tally = { volumes: 0, pass: 0, fullFaceFrontal: 0, fullFaceFrontalViews: 0, defacedViewsWithFace: 0, defacedViews: 0, faintViewsWithFace: 0, faintViews: 0 }
+const tally = { volumes: 0, pass: 0, fullFaceFrontal: 0, fullFaceFrontalViews: 0, fullFaceAll: 0, fullFaceAllViews: 0, fullFaceByDetector: 0, fullFaceByClassifier: 0, defacedViewsWithFace: 0, defacedViews: 0, faintViewsWithFace: 0, faintViews: 0 }
 for (const input of inputs) {
   const output = join(work, 'out', `${name(input)}_defaced.nii.gz`)
   const start = performance.now()
@@ -73,19 +76,26 @@ for (const input of inputs) {
   if (fullFace) {
     tally.fullFaceFrontal += frontal.filter((v) => v.originalFace).length
     tally.fullFaceFrontalViews += frontal.length
+    tally.fullFaceAll += views.filter((v) => v.originalFace).length
+    tally.fullFaceAllViews += views.length
+    tally.fullFaceByDetector += views.filter((v) => (v.originalScore ?? 0) >= detectorThreshold).length
+    tally.fullFaceByClassifier += views.filter((v) => v.originalRenderFace >= RENDER_FACE_THRESHOLD).length
   }
   tally.defacedViewsWithFace += views.filter((v) => v.defacedFace).length
   tally.defacedViews += views.length
   const faint = result.faint?.views ?? []
   tally.faintViewsWithFace += faint.filter((v) => v.defacedFace).length
   tally.faintViews += faint.length
-  const faintLook = faint.length === 0 ? '–' : `${faint.filter((v) => v.defacedFace).length}/${faint.length} (${Math.max(0, ...faint.map((v) => v.defacedScore ?? 0)).toFixed(2)})`
+  const faintLook = faint.length === 0 ? '–' : `${faint.filter((v) => v.defacedFace).length}/${faint.length} (${Math.max(0, ...faint.map((v) => v.defacedScore ?? 0)).toFixed(2)} / ${Math.max(0, ...faint.map((v) => v.defacedRenderFace)).toFixed(2)})`
   console.log(
     `| ${name(input)} | ${frontal.filter((v) => v.originalFace).length}/${frontal.length} / ${views.filter((v) => v.originalFace).length}/${views.length} | ${views.filter((v) => v.defacedFace).length}/${views.length} | ${faintLook} | ${min(views.map((v) => v.distanceToOriginal))} | ${min(views.map((v) => v.distanceToGallery))} | ${views.filter((v) => v.identified).length} | ${brainChanged} | ${result.verdict} | ${result.released ? 'yes' : 'no'} | ${seconds.toFixed(1)} |`,
   )
 }
 const percent = (a: number, b: number) => (b === 0 ? '–' : `${((100 * a) / b).toFixed(0)}%`)
 console.log(`\nFrontal original views of the full-face heads with a face found: ${tally.fullFaceFrontal}/${tally.fullFaceFrontalViews} (${percent(tally.fullFaceFrontal, tally.fullFaceFrontalViews)}).`)
+console.log(
+  `All 15 original views of the full-face heads with a face found: ${tally.fullFaceAll}/${tally.fullFaceAllViews} (${percent(tally.fullFaceAll, tally.fullFaceAllViews)}); by the photo detector ${tally.fullFaceByDetector} (${percent(tally.fullFaceByDetector, tally.fullFaceAllViews)}), by the render-face classifier ${tally.fullFaceByClassifier} (${percent(tally.fullFaceByClassifier, tally.fullFaceAllViews)}).`,
+)
 console.log(`Defaced views with a face found: ${tally.defacedViewsWithFace}/${tally.defacedViews} (${percent(tally.defacedViewsWithFace, tally.defacedViews)}); at the faint skin level: ${tally.faintViewsWithFace}/${tally.faintViews}. PASS: ${tally.pass}/${tally.volumes}.`)
 
 /**

@@ -21,15 +21,15 @@ export function reportPage(report: DefaceReport, montagePng: Buffer): string {
   const views = report.views
     .map(
       (v) =>
-        `<tr><td>${v.yaw}</td><td>${v.pitch}</td><td>${score(v.originalScore)}</td><td>${score(v.defacedScore)}</td><td>${score(v.distanceToOriginal)}</td><td>${score(v.distanceToGallery)}</td><td>${v.identified ? '<b>yes</b>' : 'no'}</td></tr>`,
+        `<tr><td>${v.yaw}</td><td>${v.pitch}</td><td>${marked(v.originalFace, v.originalScore, v.originalRenderFace)}</td><td>${marked(v.defacedFace, v.defacedScore, v.defacedRenderFace)}</td><td>${score(v.distanceToOriginal)}</td><td>${score(v.distanceToGallery)}</td><td>${v.identified ? '<b>yes</b>' : 'no'}</td></tr>`,
     )
     .join('\n')
   const faint =
     report.faint === undefined
       ? ''
       : `<h2>Rendered again at the faint skin level (${report.faint.threshold.toPrecision(4)})</h2>
-<table><tr><th>yaw</th><th>pitch</th><th>face score after</th></tr>
-${report.faint.views.map((v) => `<tr><td>${v.yaw}</td><td>${v.pitch}</td><td>${v.defacedFace ? `<b>${score(v.defacedScore)}</b>` : score(v.defacedScore)}</td></tr>`).join('\n')}</table>`
+<table><tr><th>yaw</th><th>pitch</th><th>after: detector score / render-face probability</th></tr>
+${report.faint.views.map((v) => `<tr><td>${v.yaw}</td><td>${v.pitch}</td><td>${marked(v.defacedFace, v.defacedScore, v.defacedRenderFace)}</td></tr>`).join('\n')}</table>`
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>unface: ${escape(report.verdict)} ${escape(report.input.path)}</title>
 <style>
@@ -44,12 +44,18 @@ img{max-width:100%;border:1px solid #dadce0}
 <img alt="renders before (top) and after (bottom), and the mid-sagittal slice with the removed region" src="data:image/png;base64,${montagePng.toString('base64')}">
 <table>${rows.map(([k, v]) => `<tr><th>${escape(k)}</th><td>${escape(v)}</td></tr>`).join('\n')}</table>
 <h2>Face check per view</h2>
-<table><tr><th>yaw</th><th>pitch</th><th>face score before</th><th>face score after</th><th>distance to own original</th><th>distance to nearest other head</th><th>identified</th></tr>
+<table><tr><th>yaw</th><th>pitch</th><th>before: detector score / render-face probability</th><th>after: detector score / render-face probability</th><th>distance to own original</th><th>distance to nearest other head</th><th>identified</th></tr>
 ${views}</table>
 ${faint}
 ${report.notes.length === 0 ? '' : `<h2>Notes</h2><ul>${report.notes.map((n) => `<li>${escape(n)}</li>`).join('')}</ul>`}
 </body></html>
 `
+}
+
+/** Both networks' numbers for one render, in bold where they make it a face. */
+function marked(face: boolean, detector: number | undefined, renderFace: number): string {
+  const text = `${score(detector)} / ${renderFace.toFixed(3)}`
+  return face ? `<b>${text}</b>` : text
 }
 
 function score(value: number | undefined): string {

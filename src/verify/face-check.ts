@@ -1,8 +1,10 @@
 /**
- * The face check of the verify stage: the detector run on the renders of the original and of the
- * defaced volume, and the verdict (face-verdict.ts) on what it saw.
+ * The face check of the verify stage: the photo face detector and the render-face classifier run
+ * on the renders of the original and of the defaced volume, and the verdict (face-verdict.ts) on
+ * what they saw.
  *
- * It is arranged to be cheap: every view costs one detector pass (about 10 ms); landmarks and the
+ * It is arranged to be cheap: every view costs one detector pass (about 10 ms) and a share of one
+ * batch of the classifier (a few ms a view); landmarks and the
  * descriptor (about 40 ms) are computed only for the original views that show a face, and the
  * defaced views are described only at those views' face boxes.
  */
@@ -12,14 +14,16 @@ import type { FaceGallery } from './face-gallery.js'
 import type { DefacedObservation, FaceVerdict, OriginalObservation, VerdictOptions, ViewObservation } from './face-verdict.js'
 import { faceVerdict } from './face-verdict.js'
 import type { RenderedView } from './render-surface.js'
+import { renderFaceScores, RENDER_FACE_THRESHOLD, type RenderFaceModel } from './render-face.js'
 
 export interface FaceCheckOptions extends Partial<VerdictOptions> {}
 
 /** Detector score, box, and where it reaches the threshold the face's descriptor, for each original view. */
-export async function observeOriginal(model: FaceModel, views: RenderedView[], faceScoreThreshold: number): Promise<OriginalObservation[]> {
+export async function observeOriginal(model: FaceModel, renderFace: RenderFaceModel, views: RenderedView[], faceScoreThreshold: number): Promise<OriginalObservation[]> {
   const observations: OriginalObservation[] = []
-  for (const view of views) {
-    const base = { yaw: view.yaw, pitch: view.pitch, hitFraction: view.hitFraction }
+  const probabilities = await renderFaceScores(renderFace, views)
+  for (const [i, view] of views.entries()) {
+    const base = { yaw: view.yaw, pitch: view.pitch, hitFraction: view.hitFraction, renderFace: probabilities[i] as number }
     const { best, face } = await inspectView(model, view, faceScoreThreshold)
     if (face !== undefined) observations.push({ ...base, score: face.score, box: face.box, descriptor: face.descriptor, descriptorBox: face.descriptorBox })
     else observations.push({ ...base, score: best?.score ?? 0, ...(best === undefined ? {} : { box: best.box }) })
@@ -31,12 +35,20 @@ export async function observeOriginal(model: FaceModel, views: RenderedView[], f
  * Detector score and box for each defaced view, and its descriptor at the original's face box
  * where the original (the same view of `original`) shows a face.
  */
-export async function observeDefaced(model: FaceModel, views: RenderedView[], original: OriginalObservation[]): Promise<DefacedObservation[]> {
+export async function observeDefaced(model: FaceModel, renderFace: RenderFaceModel, views: RenderedView[], original: OriginalObservation[]): Promise<DefacedObservation[]> {
   if (views.length !== original.length) throw new Error(`${views.length} defaced views for ${original.length} original ones`)
   const observations: DefacedObservation[] = []
+  const probabilities = await renderFaceScores(renderFace, views)
   for (const [i, view] of views.entries()) {
     const [best] = await detectFaces(model, view)
-    const observation: DefacedObservation = { yaw: view.yaw, pitch: view.pitch, hitFraction: view.hitFraction, score: best?.score ?? 0, ...(best === undefined ? {} : { box: best.box }) }
+    const observation: DefacedObservation = {
+      yaw: view.yaw,
+      pitch: view.pitch,
+      hitFraction: view.hitFraction,
+      score: best?.score ?? 0,
+      ...(best === undefined ? {} : { box: best.box }),
+      renderFace: probabilities[i] as number,
+    }
     const box = (original[i] as OriginalObservation).descriptorBox
     if (box !== undefined) observation.descriptorAtOriginal = await describeBox(model, view, box)
     observations.push(observation)
@@ -45,20 +57,22 @@ export async function observeDefaced(model: FaceModel, views: RenderedView[], or
 }
 
 /** Detector score and box for each view of the faint look: whether a face shows is all it asks. */
-export async function observeFaint(model: FaceModel, views: RenderedView[]): Promise<ViewObservation[]> {
+export async function observeFaint(model: FaceModel, renderFace: RenderFaceModel, views: RenderedView[]): Promise<ViewObservation[]> {
   const observations: ViewObservation[] = []
-  for (const view of views) {
+  const probabilities = await renderFaceScores(renderFace, views)
+  for (const [i, view] of views.entries()) {
     const [best] = await detectFaces(model, view)
-    observations.push({ yaw: view.yaw, pitch: view.pitch, hitFraction: view.hitFraction, score: best?.score ?? 0, ...(best === undefined ? {} : { box: best.box }) })
+    observations.push({ yaw: view.yaw, pitch: view.pitch, hitFraction: view.hitFraction, score: best?.score ?? 0, ...(best === undefined ? {} : { box: best.box }), renderFace: probabilities[i] as number })
   }
   return observations
 }
 
-/** The verdict's thresholds: those given, else the gallery's calibration. */
+/** The verdict's thresholds: those given, else the gallery's calibration and the classifier's own. */
 export function calibratedOptions(gallery: FaceGallery, options: FaceCheckOptions = {}): VerdictOptions {
   return {
     ...options,
     faceScoreThreshold: options.faceScoreThreshold ?? gallery.calibration.faceScoreThreshold,
+    renderFaceThreshold: options.renderFaceThreshold ?? RENDER_FACE_THRESHOLD,
     maxMatchDistance: options.maxMatchDistance ?? gallery.calibration.maxMatchDistance,
   }
 }
@@ -67,9 +81,16 @@ export function calibratedOptions(gallery: FaceGallery, options: FaceCheckOption
  * The verdict on a defaced volume's renders against its original's (the same views, in the same
  * order). Thresholds default to the gallery's calibration.
  */
-export async function checkFace(model: FaceModel, originalViews: RenderedView[], defacedViews: RenderedView[], gallery: FaceGallery, options: FaceCheckOptions = {}): Promise<FaceVerdict> {
+export async function checkFace(
+  model: FaceModel,
+  renderFace: RenderFaceModel,
+  originalViews: RenderedView[],
+  defacedViews: RenderedView[],
+  gallery: FaceGallery,
+  options: FaceCheckOptions = {},
+): Promise<FaceVerdict> {
   const verdictOptions = calibratedOptions(gallery, options)
-  const original = await observeOriginal(model, originalViews, verdictOptions.faceScoreThreshold)
-  const defaced = await observeDefaced(model, defacedViews, original)
+  const original = await observeOriginal(model, renderFace, originalViews, verdictOptions.faceScoreThreshold)
+  const defaced = await observeDefaced(model, renderFace, defacedViews, original)
   return faceVerdict(original, defaced, gallery, verdictOptions)
 }

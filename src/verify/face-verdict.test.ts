@@ -8,7 +8,7 @@ const VIEWS: ViewAngle[] = [
   { yaw: 0, pitch: 0 },
   { yaw: 0, pitch: -20 },
 ]
-const OPTIONS: VerdictOptions = { faceScoreThreshold: 0.6, maxMatchDistance: 0.31 }
+const OPTIONS: VerdictOptions = { faceScoreThreshold: 0.6, renderFaceThreshold: 0.5, maxMatchDistance: 0.31 }
 const BOX = { x: 40, y: 60, width: 170, height: 160 }
 
 /** A descriptor: `base` on axis 0, and `offset` along `axis` (so distances are easy to read). */
@@ -20,16 +20,17 @@ function descriptor(base: number, axis = 1, offset = 0): Float32Array {
 }
 const FACE = descriptor(1)
 
-function originals(scores: number[], hitFraction = 0.45): OriginalObservation[] {
+/** Original views with these detector scores (and render-face probabilities, 0 unless given). */
+function originals(scores: number[], hitFraction = 0.45, renderFace: number[] = []): OriginalObservation[] {
   return VIEWS.map((v, i) => {
     const score = scores[i] as number
-    return { ...v, hitFraction, score, box: BOX, ...(score >= OPTIONS.faceScoreThreshold ? { descriptor: FACE, descriptorBox: BOX } : {}) }
+    return { ...v, hitFraction, score, box: BOX, renderFace: renderFace[i] ?? 0, ...(score >= OPTIONS.faceScoreThreshold ? { descriptor: FACE, descriptorBox: BOX } : {}) }
   })
 }
 
 /** Defaced views: scores, and the descriptor at the original's face as FACE moved `distance` along axis 2. */
-function defaced(scores: number[], distance: number | undefined, hitFraction = 0.45): DefacedObservation[] {
-  return VIEWS.map((v, i) => ({ ...v, hitFraction, score: scores[i] as number, ...(distance === undefined ? {} : { descriptorAtOriginal: descriptor(1, 2, distance) }) }))
+function defaced(scores: number[], distance: number | undefined, hitFraction = 0.45, renderFace: number[] = []): DefacedObservation[] {
+  return VIEWS.map((v, i) => ({ ...v, hitFraction, score: scores[i] as number, renderFace: renderFace[i] ?? 0, ...(distance === undefined ? {} : { descriptorAtOriginal: descriptor(1, 2, distance) }) }))
 }
 
 /** A gallery head with the given descriptor at each of the given views. */
@@ -58,20 +59,23 @@ describe('faceVerdict', () => {
   })
 
   it('fails when the faint look still shows a face, though no view at the skin level does', () => {
-    const faint = (scores: number[]) => ({ threshold: 46, views: VIEWS.map((v, i) => ({ ...v, hitFraction: 0.5, score: scores[i] as number })) })
+    const faint = (scores: number[], renderFace: number[] = []) => ({ threshold: 46, views: VIEWS.map((v, i) => ({ ...v, hitFraction: 0.5, score: scores[i] as number, renderFace: renderFace[i] ?? 0 })) })
     const passed = faceVerdict(originals([0.9, 0.95, 0.8]), defaced([0.1, 0.2, 0], 0.5), STRANGERS, OPTIONS, faint([0.2, 0.3, 0.1]))
     expect(passed.status).toBe('PASS')
     expect(passed.faint?.facesLeft).toEqual([])
-    expect(passed.reasons[0]).toMatch(/nor any of the 3 rendered at the faint skin level \(best score 0\.30\)/)
+    expect(passed.reasons[0]).toMatch(/nor any of the 3 rendered at the faint skin level \(best 0\.30 and 0\.00\)/)
     const failed = faceVerdict(originals([0.9, 0.95, 0.8]), defaced([0.1, 0.2, 0], 0.5), STRANGERS, OPTIONS, faint([0.2, 0.3, 0.78]))
     expect(failed.status).toBe('FAIL')
     expect(failed.facesLeft).toEqual([])
     expect(failed.faint?.facesLeft).toEqual([{ yaw: 0, pitch: -20 }])
-    expect(failed.reasons).toEqual(['1 defaced view(s) rendered at the faint skin level (46.00) still show a face: yaw 0 pitch -20 (score 0.78)'])
+    expect(failed.reasons).toEqual(['1 defaced view(s) rendered at the faint skin level (46.00) still show a face: yaw 0 pitch -20 (detector score 0.78, render-face probability 0.00)'])
+    const classified = faceVerdict(originals([0.9, 0.95, 0.8]), defaced([0.1, 0.2, 0], 0.5), STRANGERS, OPTIONS, faint([0.2, 0.3, 0.1], [0, 0.93, 0]))
+    expect(classified.status).toBe('FAIL')
+    expect(classified.faint?.facesLeft).toEqual([{ yaw: 0, pitch: 0 }])
     // No face on the original's renders is no excuse: the faint look found one.
     const unseen = faceVerdict(originals([0.1, 0.2, 0.1]), defaced([0.1, 0.2, 0], undefined), STRANGERS, OPTIONS, faint([0.7, 0, 0]))
     expect(unseen.status).toBe('FAIL')
-    expect(unseen.reasons).toEqual(['no original view shows a face, but 1 defaced view(s) rendered at the faint skin level (46.00) still show a face: yaw 0 pitch +20 (score 0.70)'])
+    expect(unseen.reasons).toEqual(['no original view shows a face, but 1 defaced view(s) rendered at the faint skin level (46.00) still show a face: yaw 0 pitch +20 (detector score 0.70, render-face probability 0.00)'])
   })
 
   it('fails, naming the views, when a defaced view still shows a face', () => {
@@ -79,7 +83,27 @@ describe('faceVerdict', () => {
     expect(verdict.status).toBe('FAIL')
     expect(verdict.facesLeft).toEqual([{ yaw: 0, pitch: 0 }])
     expect(verdict.reasons).toHaveLength(1)
-    expect(verdict.reasons[0]).toMatch(/1 defaced view\(s\) still show a face: yaw 0 pitch 0 \(score 0\.72\)/)
+    expect(verdict.reasons[0]).toMatch(/1 defaced view\(s\) still show a face: yaw 0 pitch 0 \(detector score 0\.72, render-face probability 0\.00\)/)
+  })
+
+  it('fails when the render-face classifier sees a face the detector does not, as from the side', () => {
+    const verdict = faceVerdict(originals([0.9, 0.95, 0.8]), defaced([0.1, 0.2, 0.3], 0.5, 0.45, [0.1, 0.2, 0.81]), STRANGERS, OPTIONS)
+    expect(verdict.status).toBe('FAIL')
+    expect(verdict.facesLeft).toEqual([{ yaw: 0, pitch: -20 }])
+    expect(verdict.views[2]).toMatchObject({ defacedScore: 0.3, defacedRenderFace: 0.81, defacedFace: true })
+    expect(verdict.reasons[0]).toMatch(/yaw 0 pitch -20 \(detector score 0\.30, render-face probability 0\.81\)/)
+    const atThreshold = faceVerdict(originals([0.9, 0.95, 0.8]), defaced([0, 0, 0], 0.5, 0.45, [0.5, 0, 0]), STRANGERS, OPTIONS)
+    expect(atThreshold.facesLeft).toEqual([{ yaw: 0, pitch: 20 }])
+  })
+
+  it('counts an original view the classifier alone calls a face: a face was there, so the verdict is PASS or FAIL, not NO-FACE', () => {
+    const verdict = faceVerdict(originals([0.1, 0.2, 0.3], 0.45, [0.9, 0.1, 0]), defaced([0.1, 0.2, 0.1], undefined), STRANGERS, OPTIONS)
+    expect(verdict.status).toBe('PASS')
+    expect(verdict.views[0]).toMatchObject({ originalFace: true, originalRenderFace: 0.9, matched: false, galleryHeads: 0 })
+    expect(verdict.reasons[0]).toMatch(/best render-face probability 0\.00, threshold 0\.5/)
+    const none = faceVerdict(originals([0.1, 0.2, 0.3], 0.45, [0.4, 0.1, 0]), defaced([0.1, 0.2, 0.1], undefined), STRANGERS, OPTIONS)
+    expect(none.status).toBe('NO-FACE')
+    expect(none.reasons[0]).toMatch(/best render-face probability 0\.40, threshold 0\.5/)
   })
 
   it('counts a score exactly at the threshold as a face', () => {
@@ -136,7 +160,7 @@ describe('faceVerdict', () => {
     const verdict = faceVerdict(originals([0.1, 0.4, 0]), defaced([0.1, 0.3, 0], undefined), STRANGERS, OPTIONS)
     expect(verdict.status).toBe('NO-FACE')
     expect(verdict.noFace).toBe('no-face-in-field-of-view')
-    expect(verdict.reasons[0]).toMatch(/no original view shows a face \(best detector score 0\.40, threshold 0\.6\)/)
+    expect(verdict.reasons[0]).toMatch(/no original view shows a face \(best detector score 0\.40, threshold 0\.6; best render-face probability 0\.00, threshold 0\.5\)/)
     expect(verdict.views.map((v) => v.originalScore)).toEqual([0.1, 0.4, 0])
   })
 

@@ -1,6 +1,10 @@
 /**
- * The face check's verdict, from what the detector saw on the renders of the original and of the
- * defaced volume (the same view angles). Pure: no models, no files.
+ * The face check's verdict, from what the photo face detector and the render-face classifier saw
+ * on the renders of the original and of the defaced volume (the same view angles). Pure: no
+ * models, no files.
+ *
+ * A view shows a face when either says so: the detector (score at least faceScoreThreshold) finds
+ * faces on the frontal renders only, the classifier (render-face.ts) from the side as well.
  *
  * - PASS: no defaced view shows a face (nor, where a faint look was taken, any view of it at the
  *   faint skin level), and no defaced view is identified, i.e. matched to its original (rank-1
@@ -24,6 +28,8 @@ export interface ViewObservation extends ViewAngle {
   score: number
   /** The best detection's box. */
   box?: FaceBox
+  /** The render-face classifier's probability that the render shows a face. */
+  renderFace: number
 }
 
 export interface OriginalObservation extends ViewObservation {
@@ -41,6 +47,8 @@ export interface DefacedObservation extends ViewObservation {
 export interface VerdictOptions {
   /** Detector score at or above which a view shows a face. */
   faceScoreThreshold: number
+  /** Render-face probability at or above which a view shows a face. */
+  renderFaceThreshold: number
   /** A defaced view farther than this from its original is never matched; Infinity for pure rank-1. */
   maxMatchDistance: number
   /** Renders with less skin than this fraction of their pixels count as failed (default 0.02). */
@@ -67,6 +75,8 @@ export interface FaintLook {
 export interface ViewVerdict extends ViewAngle {
   originalScore: number
   defacedScore: number
+  originalRenderFace: number
+  defacedRenderFace: number
   originalHitFraction: number
   defacedHitFraction: number
   /** The original view shows a face. */
@@ -96,6 +106,7 @@ export interface FaceVerdict {
   matched: ViewAngle[]
   views: ViewVerdict[]
   faceScoreThreshold: number
+  renderFaceThreshold: number
   maxMatchDistance: number
   /** The faint look, where one was taken, and the views where it still shows a face. */
   faint?: FaintLook & { facesLeft: ViewAngle[] }
@@ -105,7 +116,8 @@ const DEFAULT_MIN_HIT_FRACTION = 0.02
 const DEFAULT_SELF_DISTANCE = 0.05
 
 export function faceVerdict(original: OriginalObservation[], defaced: DefacedObservation[], gallery: Pick<FaceGallery, 'heads'>, options: VerdictOptions, faint?: FaintLook): FaceVerdict {
-  const { faceScoreThreshold: threshold, maxMatchDistance } = options
+  const { faceScoreThreshold: threshold, renderFaceThreshold, maxMatchDistance } = options
+  const showsFace = (v: ViewObservation) => v.score >= threshold || v.renderFace >= renderFaceThreshold
   const minHit = options.minHitFraction ?? DEFAULT_MIN_HIT_FRACTION
   const selfDistance = options.selfDistance ?? DEFAULT_SELF_DISTANCE
   if (original.length !== defaced.length) throw new Error(`${original.length} original views but ${defaced.length} defaced ones`)
@@ -123,10 +135,12 @@ export function faceVerdict(original: OriginalObservation[], defaced: DefacedObs
       pitch: o.pitch,
       originalScore: o.score,
       defacedScore: d.score,
+      originalRenderFace: o.renderFace,
+      defacedRenderFace: d.renderFace,
       originalHitFraction: o.hitFraction,
       defacedHitFraction: d.hitFraction,
-      originalFace: o.score >= threshold,
-      defacedFace: d.score >= threshold,
+      originalFace: showsFace(o),
+      defacedFace: showsFace(d),
       galleryHeads: 0,
       matched: false,
     }
@@ -138,34 +152,36 @@ export function faceVerdict(original: OriginalObservation[], defaced: DefacedObs
 
   const facesLeft = views.filter((v) => v.defacedFace).map(({ yaw, pitch }) => ({ yaw, pitch }))
   const matched = views.filter((v) => v.matched).map(({ yaw, pitch }) => ({ yaw, pitch }))
-  const faintFaces = faint?.views.filter((v) => v.score >= threshold) ?? []
-  const faintReason = `${faintFaces.length} defaced view(s) rendered at the faint skin level (${faint?.threshold.toPrecision(4)}) still show a face: ${faintFaces.map((v) => `${viewCaption(v)} (score ${v.score.toFixed(2)})`).join(', ')}`
+  const faintFaces = faint?.views.filter(showsFace) ?? []
+  const faintReason = `${faintFaces.length} defaced view(s) rendered at the faint skin level (${faint?.threshold.toPrecision(4)}) still show a face: ${faintFaces.map((v) => `${viewCaption(v)} (${scores(v.score, v.renderFace)})`).join(', ')}`
   const result = {
     facesLeft,
     matched,
     views,
     faceScoreThreshold: threshold,
+    renderFaceThreshold,
     maxMatchDistance,
     ...(faint === undefined ? {} : { faint: { ...faint, facesLeft: faintFaces.map(({ yaw, pitch }) => ({ yaw, pitch })) } }),
   }
   const bestOriginal = Math.max(...views.map((v) => v.originalScore))
+  const bestOriginalRenderFace = Math.max(...views.map((v) => v.originalRenderFace))
   const originalHit = Math.max(...views.map((v) => v.originalHitFraction))
   const defacedHit = Math.max(...views.map((v) => v.defacedHitFraction))
 
   if (!views.some((v) => v.originalFace)) {
     if (facesLeft.length > 0 || faintFaces.length > 0) {
-      const reasons = facesLeft.length > 0 ? [`no original view shows a face, but ${facesLeft.length} defaced view(s) do: ${describeViews(views.filter((v) => v.defacedFace), 'defacedScore')}`] : []
+      const reasons = facesLeft.length > 0 ? [`no original view shows a face, but ${facesLeft.length} defaced view(s) do: ${describeDefaced(views.filter((v) => v.defacedFace))}`] : []
       return { ...result, status: 'FAIL', reasons: faintFaces.length > 0 ? [...reasons, `no original view shows a face, but ${faintReason}`] : reasons }
     }
     if (originalHit < minHit) {
       return { ...result, status: 'NO-FACE', noFace: 'render-failed', reasons: [`the renders of the original show almost no skin (at most ${percent(originalHit)} of the pixels): the skin threshold or the volume is wrong`] }
     }
-    return { ...result, status: 'NO-FACE', noFace: 'no-face-in-field-of-view', reasons: [`no original view shows a face (best detector score ${bestOriginal.toFixed(2)}, threshold ${threshold})`] }
+    return { ...result, status: 'NO-FACE', noFace: 'no-face-in-field-of-view', reasons: [`no original view shows a face (best detector score ${bestOriginal.toFixed(2)}, threshold ${threshold}; best render-face probability ${bestOriginalRenderFace.toFixed(2)}, threshold ${renderFaceThreshold})`] }
   }
 
   const reasons: string[] = []
   if (defacedHit < minHit) reasons.push(`the renders of the defaced volume show almost no skin (at most ${percent(defacedHit)} of the pixels), so nothing could be checked`)
-  if (facesLeft.length > 0) reasons.push(`${facesLeft.length} defaced view(s) still show a face: ${describeViews(views.filter((v) => v.defacedFace), 'defacedScore')}`)
+  if (facesLeft.length > 0) reasons.push(`${facesLeft.length} defaced view(s) still show a face: ${describeDefaced(views.filter((v) => v.defacedFace))}`)
   if (faintFaces.length > 0) reasons.push(faintReason)
   if (matched.length > 0) {
     const list = views
@@ -179,8 +195,10 @@ export function faceVerdict(original: OriginalObservation[], defaced: DefacedObs
     ...result,
     status: 'PASS',
     reasons: [
-      `no defaced view shows a face (best score ${Math.max(...views.map((v) => v.defacedScore)).toFixed(2)}, threshold ${threshold})` +
-        (faint === undefined ? '' : `, nor any of the ${faint.views.length} rendered at the faint skin level (best score ${Math.max(0, ...faint.views.map((v) => v.score)).toFixed(2)})`) +
+      `no defaced view shows a face (best detector score ${Math.max(...views.map((v) => v.defacedScore)).toFixed(2)}, threshold ${threshold}; best render-face probability ${Math.max(...views.map((v) => v.defacedRenderFace)).toFixed(2)}, threshold ${renderFaceThreshold})` +
+        (faint === undefined
+          ? ''
+          : `, nor any of the ${faint.views.length} rendered at the faint skin level (best ${Math.max(0, ...faint.views.map((v) => v.score)).toFixed(2)} and ${Math.max(0, ...faint.views.map((v) => v.renderFace)).toFixed(2)})`) +
         ` and none of the ${checked.length} view(s) with a face in the original is identified`,
     ],
   }
@@ -237,8 +255,12 @@ function selfHeads(original: OriginalObservation[], gallery: Pick<FaceGallery, '
   return new Set(gallery.heads.filter((h) => people.has(h.person)).map((h) => h.id))
 }
 
-function describeViews(views: ViewVerdict[], key: 'defacedScore' | 'originalScore'): string {
-  return views.map((v) => `${viewCaption(v)} (score ${v[key].toFixed(2)})`).join(', ')
+function describeDefaced(views: ViewVerdict[]): string {
+  return views.map((v) => `${viewCaption(v)} (${scores(v.defacedScore, v.defacedRenderFace)})`).join(', ')
+}
+
+function scores(detector: number, renderFace: number): string {
+  return `detector score ${detector.toFixed(2)}, render-face probability ${renderFace.toFixed(2)}`
 }
 
 function fixed(value: number | undefined): string {

@@ -19,11 +19,13 @@ import type { Volume } from '../io/volume.js'
 import { calibratedOptions, observeDefaced, observeFaint, observeOriginal } from './face-check.js'
 import { loadFaceModel, type FaceModel, type FaceModelOptions } from './face-detector.js'
 import { DEFAULT_GALLERY_PATH, parseGallery, type FaceGallery } from './face-gallery.js'
+import { loadRenderFaceModel, RENDER_FACE_THRESHOLD, type RenderFaceModel } from './render-face.js'
 import { faceVerdict, type FaceStatus, type FaceVerdict, type FaintLook, type OriginalObservation } from './face-verdict.js'
 import { DEFAULT_VIEWS, renderSkinLooks, renderSkinViews, skinLevels, skinThreshold, type RenderedView, type ViewAngle } from './render-surface.js'
 
 export interface FaceCheck {
   model: FaceModel
+  renderFace: RenderFaceModel
   gallery: FaceGallery
   /** What the report records: the networks and the gallery, by content. */
   identity: { name: string; sha256: string }
@@ -39,16 +41,17 @@ export async function loadFaceCheck(options: LoadFaceCheckOptions = {}): Promise
   const galleryPath = options.galleryPath ?? DEFAULT_GALLERY_PATH
   const galleryText = await readFile(galleryPath, 'utf8')
   const gallery = parseGallery(galleryText)
-  const model = await loadFaceModel(options)
+  const [model, renderFace] = await Promise.all([loadFaceModel(options), loadRenderFaceModel()])
   const require = createRequire(import.meta.url)
   const { version } = require('@vladmandic/face-api/package.json') as { version: string }
   const detector = model.detector === 'tiny' ? `tiny-face-detector@${model.inputSize}` : 'ssd-mobilenet-v1'
   return {
     model,
+    renderFace,
     gallery,
     identity: {
-      name: `face-api ${version} ${detector} + landmarks-68 + recognition-128; gallery ${gallery.heads.length} heads, threshold ${gallery.calibration.faceScoreThreshold}, match distance ${gallery.calibration.maxMatchDistance}`,
-      sha256: createHash('sha256').update(`${detector}\0`).update(galleryText).digest('hex'),
+      name: `face-api ${version} ${detector} + landmarks-68 + recognition-128; gallery ${gallery.heads.length} heads, threshold ${gallery.calibration.faceScoreThreshold}, match distance ${gallery.calibration.maxMatchDistance}; render-face classifier, threshold ${RENDER_FACE_THRESHOLD}`,
+      sha256: createHash('sha256').update(`${detector}\0`).update(galleryText).update(`\0${renderFace.sha256}`).digest('hex'),
     },
   }
 }
@@ -61,13 +64,16 @@ export interface FaceViewCheck {
   originalScore?: number
   /** Best detector score on the defaced render; undefined when the detector saw no candidate. */
   defacedScore?: number
+  /** The render-face classifier's probability of a face on the original's render and on the defaced one. */
+  originalRenderFace: number
+  defacedRenderFace: number
   /** Descriptor distance, defaced to original, at the original's face. */
   distanceToOriginal?: number
   /** Smallest distance from the defaced descriptor to another head's in the gallery. */
   distanceToGallery?: number
   /** The defaced render is identified as its original. */
   identified: boolean
-  /** The score reaches the face threshold: a face is there. */
+  /** The detector's score or the classifier's probability reaches its threshold: a face is there. */
   originalFace: boolean
   defacedFace: boolean
 }
@@ -78,6 +84,7 @@ export interface FaintViewCheck {
   pitch: number
   /** Best detector score; undefined when the detector saw no candidate. */
   defacedScore?: number
+  defacedRenderFace: number
   defacedFace: boolean
 }
 
@@ -138,7 +145,7 @@ export async function observeOriginalVolume(original: Volume, check: FaceCheck):
   const { skin: threshold, faint: faintThreshold } = skinLevels(original)
   const before = renderSkinViews(original, { threshold })
   const rendered = performance.now()
-  const observations = await observeOriginal(check.model, before, check.gallery.calibration.faceScoreThreshold)
+  const observations = await observeOriginal(check.model, check.renderFace, before, check.gallery.calibration.faceScoreThreshold)
   return { original, threshold, faintThreshold, before, observations, timingsMs: { render: Math.round(rendered - start), detect: Math.round(performance.now() - rendered) } }
 }
 
@@ -151,8 +158,8 @@ export async function verifyAgainstOriginal(seen: OriginalSeen, defaced: Volume 
       ? [seen.before, renderSkinViews(seen.original, faintLook)]
       : (renderSkinLooks(defaced, [{ threshold: seen.threshold, views: DEFAULT_VIEWS }, faintLook]) as [RenderedView[], RenderedView[]])
   const rendered = performance.now()
-  const observations = await observeDefaced(check.model, after, seen.observations)
-  const faint: FaintLook = { threshold: seen.faintThreshold, views: await observeFaint(check.model, faintViews) }
+  const observations = await observeDefaced(check.model, check.renderFace, after, seen.observations)
+  const faint: FaintLook = { threshold: seen.faintThreshold, views: await observeFaint(check.model, check.renderFace, faintViews) }
   const detail = faceVerdict(seen.observations, observations, check.gallery, calibratedOptions(check.gallery), faint)
   const noFaceSeen = detail.status === 'NO-FACE' && detail.noFace === 'no-face-in-field-of-view'
   const release = detail.status === 'PASS' || (noFaceSeen && defaced === undefined)
@@ -169,6 +176,8 @@ export async function verifyAgainstOriginal(seen: OriginalSeen, defaced: Volume 
       pitch: v.pitch,
       ...score('originalScore', v.originalScore),
       ...score('defacedScore', v.defacedScore),
+      originalRenderFace: v.originalRenderFace,
+      defacedRenderFace: v.defacedRenderFace,
       ...distance('distanceToOriginal', v.ownDistance),
       ...distance('distanceToGallery', v.nearestOtherDistance),
       identified: v.matched,
@@ -178,7 +187,9 @@ export async function verifyAgainstOriginal(seen: OriginalSeen, defaced: Volume 
   )
   // Which faint views show a face is the verdict's to say, as it is for the views above.
   const faintFaces = detail.faint?.facesLeft ?? []
-  const faintChecks = faint.views.map((v): FaintViewCheck => ({ yaw: v.yaw, pitch: v.pitch, ...score('defacedScore', v.score), defacedFace: faintFaces.some((f) => f.yaw === v.yaw && f.pitch === v.pitch) }))
+  const faintChecks = faint.views.map(
+    (v): FaintViewCheck => ({ yaw: v.yaw, pitch: v.pitch, ...score('defacedScore', v.score), defacedRenderFace: v.renderFace, defacedFace: faintFaces.some((f) => f.yaw === v.yaw && f.pitch === v.pitch) }),
+  )
   const timingsMs = {
     renderOriginal: seen.timingsMs.render,
     detectOriginal: seen.timingsMs.detect,
