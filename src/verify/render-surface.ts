@@ -338,6 +338,8 @@ function quantile(values: number[], p: number): number {
 interface RenderGrid {
   /** Smoothed intensity minus the threshold, so the skin is the zero level; one voxel of air all round. */
   field: Float32Array
+  /** The field's central differences (x, y, z per voxel); see centralDifferences. */
+  differences: Float32Array
   size: Vec3
   /** Per cell: see occupiedCells. */
   occupied: Uint8Array
@@ -380,7 +382,7 @@ function subsample(data: VoxelArray, size: Vec3, factors: Vec3): { data: Float32
 }
 
 /** The render grid's field and geometry, before the cells are found. */
-type SmoothedField = Pick<RenderGrid, 'field' | 'size' | 'cellRadiusMm' | 'toIndex' | 'fromIndex' | 'diagonalMm'>
+type SmoothedField = Pick<RenderGrid, 'field' | 'differences' | 'size' | 'cellRadiusMm' | 'toIndex' | 'fromIndex' | 'diagonalMm'>
 
 function smoothedField(volume: Volume, threshold: number): SmoothedField {
   // Downsampling first, in the stored layout and values, leaves only the small grid to reorder
@@ -409,6 +411,7 @@ function smoothedField(volume: Volume, threshold: number): SmoothedField {
   const fromIndex = directionRas.map((v, i) => v * (spacing[i % 3] as number)) as Mat3
   return {
     field: smoothed,
+    differences: centralDifferences(smoothed, size),
     size,
     cellRadiusMm: Math.hypot(...spacing) / 2,
     toIndex,
@@ -423,6 +426,29 @@ function gridAt(smoothed: SmoothedField, shift: number): RenderGrid {
   const field = shift === 0 ? smoothed.field : smoothed.field.map((v) => v + shift)
   const { occupied, lower, upper } = occupiedCells(field, size)
   return { ...smoothed, field, occupied, surface: surfaceCells(occupied, size), lower, upper, centre: insideCentroid(field, size) }
+}
+
+/**
+ * field[+1] - field[-1] along each axis at every voxel not on the grid's outer layer (0 there).
+ * The shading's gradient, a central difference of the interpolated field one voxel either side,
+ * is the same trilinear interpolation of these: read off once, they cost a third of sampling the
+ * field six times per pixel. A level shift (the faint look) leaves them unchanged.
+ */
+function centralDifferences(field: Float32Array, size: Vec3): Float32Array {
+  const [nx, ny, nz] = size
+  const nxy = nx * ny
+  const out = new Float32Array(3 * field.length)
+  for (let z = 1; z < nz - 1; z++) {
+    for (let y = 1; y < ny - 1; y++) {
+      const row = nx * (y + ny * z)
+      for (let i = row + 1; i < row + nx - 1; i++) {
+        out[3 * i] = (field[i + 1] as number) - (field[i - 1] as number)
+        out[3 * i + 1] = (field[i + nx] as number) - (field[i - nx] as number)
+        out[3 * i + 2] = (field[i + nxy] as number) - (field[i - nxy] as number)
+      }
+    }
+  }
+  return out
 }
 
 /** Means over factor-sized blocks; a partial block left at the far end of an axis is dropped. */
@@ -647,7 +673,7 @@ const REFINEMENTS = 2
 const CELL_EXIT_MM = 1e-4
 
 function renderView(grid: RenderGrid, view: ViewAngle, imageSize: number): RenderedView {
-  const { field, size, occupied, toIndex, lower, upper, centre, diagonalMm } = grid
+  const { field, differences, size, occupied, toIndex, lower, upper, centre, diagonalMm } = grid
   const [nx, ny, nz] = size
   const nxy = nx * ny
 
@@ -676,6 +702,10 @@ function renderView(grid: RenderGrid, view: ViewAngle, imageSize: number): Rende
   const lastX = nx - 1 - 1e-6
   const lastY = ny - 1 - 1e-6
   const lastZ = nz - 1 - 1e-6
+  // Where both positions a central difference takes are in cells whose corners all have differences.
+  const innerX = nx - 2
+  const innerY = ny - 2
+  const innerZ = nz - 2
   // Along an axis the ray moves on, the next cell boundary ahead is (floor + next - position) *
   // inverse mm of ray away. Along one it does not, a huge finite inverse keeps that axis out of
   // the minimum without making 0 * Infinity.
@@ -797,10 +827,48 @@ function renderView(grid: RenderGrid, view: ViewAngle, imageSize: number): Rende
       const y = oy + th * dy
       const z = oz + th * dz
       // Central differences one voxel apart, kept on the grid; intensity rises into the head, so
-      // the outward normal is -gradient.
-      const gx = sampleInside(Math.min(x + 1, lastX), y, z) - sampleInside(Math.max(x - 1, 0), y, z)
-      const gy = sampleInside(x, Math.min(y + 1, lastY), z) - sampleInside(x, Math.max(y - 1, 0), z)
-      const gz = sampleInside(x, y, Math.min(z + 1, lastZ)) - sampleInside(x, y, Math.max(z - 1, 0))
+      // the outward normal is -gradient. Away from the grid's edge they are the interpolated
+      // differences; at the edge, where one position is clamped, the field is sampled.
+      let gx: number
+      let gy: number
+      let gz: number
+      if (x >= 1 && y >= 1 && z >= 1 && x < innerX && y < innerY && z < innerZ) {
+        const i = x | 0
+        const j = y | 0
+        const k = z | 0
+        const fx = x - i
+        const fy = y - j
+        const fz = z - k
+        const o = 3 * (i + nx * j + nxy * k)
+        const ex = 1 - fx
+        const w00 = (1 - fy) * (1 - fz)
+        const w10 = fy * (1 - fz)
+        const w01 = (1 - fy) * fz
+        const w11 = fy * fz
+        const a = ex * w00
+        const b = fx * w00
+        const c = ex * w10
+        const d = fx * w10
+        const e = ex * w01
+        const f = fx * w01
+        const g = ex * w11
+        const h = fx * w11
+        const o1 = o + 3
+        const o2 = o + 3 * nx
+        const o3 = o2 + 3
+        const o4 = o + 3 * nxy
+        const o5 = o4 + 3
+        const o6 = o4 + 3 * nx
+        const o7 = o6 + 3
+        const D = differences
+        gx = a * (D[o] as number) + b * (D[o1] as number) + c * (D[o2] as number) + d * (D[o3] as number) + e * (D[o4] as number) + f * (D[o5] as number) + g * (D[o6] as number) + h * (D[o7] as number)
+        gy = a * (D[o + 1] as number) + b * (D[o1 + 1] as number) + c * (D[o2 + 1] as number) + d * (D[o3 + 1] as number) + e * (D[o4 + 1] as number) + f * (D[o5 + 1] as number) + g * (D[o6 + 1] as number) + h * (D[o7 + 1] as number)
+        gz = a * (D[o + 2] as number) + b * (D[o1 + 2] as number) + c * (D[o2 + 2] as number) + d * (D[o3 + 2] as number) + e * (D[o4 + 2] as number) + f * (D[o5 + 2] as number) + g * (D[o6 + 2] as number) + h * (D[o7 + 2] as number)
+      } else {
+        gx = sampleInside(Math.min(x + 1, lastX), y, z) - sampleInside(Math.max(x - 1, 0), y, z)
+        gy = sampleInside(x, Math.min(y + 1, lastY), z) - sampleInside(x, Math.max(y - 1, 0), z)
+        gz = sampleInside(x, y, Math.min(z + 1, lastZ)) - sampleInside(x, y, Math.max(z - 1, 0))
+      }
       // Index-space gradient to RAS: toIndex^T g.
       const nxr = -(toIndex[0] * gx + toIndex[3] * gy + toIndex[6] * gz)
       const nyr = -(toIndex[1] * gx + toIndex[4] * gy + toIndex[7] * gz)
