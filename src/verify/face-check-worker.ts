@@ -1,14 +1,17 @@
 /**
  * The face check's own thread (see face-check-thread.ts): it loads the face networks and answers
- * two requests, "here is the original" (render and detect, kept until asked for) and "here is
- * the defaced volume" (render, detect, judge). Running here, the first half overlaps the
- * segmentation and the defacing on the other core.
+ * three requests. "Here is the original": it answers with the skin levels both volumes are
+ * rendered at, then renders and detects, keeping what it saw. "Here is a render of the volume to
+ * be released" (one per view, from the calling thread, which renders them): each goes through the
+ * detector as it comes. "That was the last" (or "the volume was left unchanged"): the verdict.
+ * Running here, the first half overlaps the segmentation and the defacing on the other core, and
+ * the detection of the released volume overlaps its rendering.
  */
 import { readlinkSync } from 'node:fs'
 import { getPriority, setPriority } from 'node:os'
 import { parentPort } from 'node:worker_threads'
-import type { Volume } from '../io/volume.js'
-import { loadFaceCheck, observeOriginalVolume, verifyAgainstOriginal, type OriginalSeen } from './verify-face-removed.js'
+import { skinLevels } from './render-surface.js'
+import { ArrivingRenders, loadFaceCheck, observeOriginalVolume, verifyAgainstOriginal, type FaceVerification, type OriginalSeen } from './verify-face-removed.js'
 import type { FromFaceCheckThread, ToFaceCheckThread } from './face-check-thread.js'
 
 /** Nice steps below the process's priority; lowering it by 5, 10 or 19 gave the same times. */
@@ -18,7 +21,7 @@ const port = parentPort
 if (port === null) throw new Error('face-check-worker runs only as a worker thread')
 yieldToTheMainThread()
 const check = loadFaceCheck()
-const originals = new Map<number, Promise<OriginalSeen>>()
+const checks = new Map<number, { seen: Promise<OriginalSeen>; arriving?: ArrivingRenders }>()
 const reply = (message: FromFaceCheckThread) => port.postMessage(message)
 
 check.then(
@@ -27,27 +30,43 @@ check.then(
 )
 
 port.on('message', (message: ToFaceCheckThread) => {
+  const { id } = message
   if (message.type === 'original') {
-    const seen = check.then((loaded) => observeOriginalVolume(message.volume, loaded))
+    let levels
+    try {
+      levels = skinLevels(message.volume)
+    } catch (error) {
+      reply({ type: 'error', id, error: errorText(error) })
+      return
+    }
+    reply({ type: 'levels', id, levels })
+    const seen = check.then((loaded) => observeOriginalVolume(message.volume, levels, loaded))
     // Failures are reported when the verdict is asked for.
     seen.catch(() => undefined)
-    originals.set(message.id, seen)
+    checks.set(id, { seen })
     return
   }
+  const entry = checks.get(id)
   if (message.type === 'forget') {
-    originals.delete(message.id)
+    checks.delete(id)
     return
   }
-  const seen = originals.get(message.id)
-  originals.delete(message.id)
-  const run = async () => {
-    if (seen === undefined) throw new Error(`no original was sent for check ${message.id}`)
-    const loaded = await check
-    return verifyAgainstOriginal(await seen, message.volume as Volume | undefined, loaded)
+  if (message.type === 'view') {
+    if (entry === undefined) return
+    entry.arriving ??= new ArrivingRenders(entry.seen, check)
+    entry.arriving.add(message.look, message.view)
+    return
+  }
+  checks.delete(id)
+  const run = async (): Promise<FaceVerification> => {
+    if (entry === undefined) throw new Error(`no original was sent for check ${id}`)
+    if (message.type === 'unchanged') return verifyAgainstOriginal(await entry.seen, undefined, await check)
+    if (entry.arriving === undefined) throw new Error(`no render of the defaced volume arrived for check ${id}`)
+    return entry.arriving.finish(message.renderMs)
   }
   run().then(
-    (verification) => reply({ type: 'verified', id: message.id, verification }),
-    (error: unknown) => reply({ type: 'error', id: message.id, error: errorText(error) }),
+    (verification) => reply({ type: 'verified', id, verification }),
+    (error: unknown) => reply({ type: 'error', id, error: errorText(error) }),
   )
 })
 

@@ -37,34 +37,38 @@ export async function observeOriginal(model: FaceModel, renderFace: RenderFaceMo
  */
 export async function observeDefaced(model: FaceModel, renderFace: RenderFaceModel, views: RenderedView[], original: OriginalObservation[]): Promise<DefacedObservation[]> {
   if (views.length !== original.length) throw new Error(`${views.length} defaced views for ${original.length} original ones`)
-  const observations: DefacedObservation[] = []
-  const probabilities = await renderFaceScores(renderFace, views)
-  for (const [i, view] of views.entries()) {
-    const [best] = await detectFaces(model, view)
-    const observation: DefacedObservation = {
-      yaw: view.yaw,
-      pitch: view.pitch,
-      hitFraction: view.hitFraction,
-      score: best?.score ?? 0,
-      ...(best === undefined ? {} : { box: best.box }),
-      renderFace: probabilities[i] as number,
-    }
-    const box = (original[i] as OriginalObservation).descriptorBox
-    if (box !== undefined) observation.descriptorAtOriginal = await describeBox(model, view, box)
-    observations.push(observation)
-  }
-  return observations
+  const detected: Detected<DefacedObservation>[] = []
+  for (const [i, view] of views.entries()) detected.push(await detectDefacedView(model, view, original[i] as OriginalObservation))
+  return withRenderFace(renderFace, views, detected)
 }
 
 /** Detector score and box for each view of the faint look: whether a face shows is all it asks. */
 export async function observeFaint(model: FaceModel, renderFace: RenderFaceModel, views: RenderedView[]): Promise<ViewObservation[]> {
-  const observations: ViewObservation[] = []
+  const detected: Detected<ViewObservation>[] = []
+  for (const view of views) detected.push(await detectView(model, view))
+  return withRenderFace(renderFace, views, detected)
+}
+
+/** An observation before the render-face classifier has seen its view (it sees them all in one batch). */
+export type Detected<T extends ViewObservation> = Omit<T, 'renderFace'>
+
+/** One view through the detector: its best score and box. */
+export async function detectView(model: FaceModel, view: RenderedView): Promise<Detected<ViewObservation>> {
+  const [best] = await detectFaces(model, view)
+  return { yaw: view.yaw, pitch: view.pitch, hitFraction: view.hitFraction, score: best?.score ?? 0, ...(best === undefined ? {} : { box: best.box }) }
+}
+
+/** One defaced view through the detector, and described at the original's face box where the same view of the original shows a face. */
+export async function detectDefacedView(model: FaceModel, view: RenderedView, original: OriginalObservation): Promise<Detected<DefacedObservation>> {
+  const observation: Detected<DefacedObservation> = await detectView(model, view)
+  if (original.descriptorBox !== undefined) observation.descriptorAtOriginal = await describeBox(model, view, original.descriptorBox)
+  return observation
+}
+
+/** The detector's observations of `views`, in the same order, completed with the classifier's probabilities. */
+export async function withRenderFace<T extends ViewObservation>(renderFace: RenderFaceModel, views: RenderedView[], detected: Detected<T>[]): Promise<T[]> {
   const probabilities = await renderFaceScores(renderFace, views)
-  for (const [i, view] of views.entries()) {
-    const [best] = await detectFaces(model, view)
-    observations.push({ yaw: view.yaw, pitch: view.pitch, hitFraction: view.hitFraction, score: best?.score ?? 0, ...(best === undefined ? {} : { box: best.box }), renderFace: probabilities[i] as number })
-  }
-  return observations
+  return detected.map((observation, i) => ({ ...observation, renderFace: probabilities[i] as number }) as T)
 }
 
 /** The verdict's thresholds: those given, else the gallery's calibration and the classifier's own. */

@@ -68,7 +68,7 @@ const LIGHT_ELEVATION_DEGREES = 20
 export function renderSkinViews(input: Volume, options: RenderOptions = {}): RenderedView[] {
   const volume = forAnalysis(input)
   const threshold = options.threshold ?? thresholdOf(volume, options.headMask)
-  return renderLooks(volume, [{ threshold, views: options.views ?? DEFAULT_VIEWS }], options.imageSize ?? DEFAULT_IMAGE_SIZE)[0] as RenderedView[]
+  return renderLooks(volume, [{ threshold, views: options.views ?? DEFAULT_VIEWS }], options.imageSize ?? DEFAULT_IMAGE_SIZE, undefined)[0] as RenderedView[]
 }
 
 /** Some views at one skin level. */
@@ -82,18 +82,29 @@ export interface SkinLook {
  * (about 0.4 s on a 256^3 scan) and is built once: at another level it is the same field,
  * shifted. The first look's renders are exactly renderSkinViews' at its threshold.
  */
-export function renderSkinLooks(input: Volume, looks: SkinLook[], imageSize = DEFAULT_IMAGE_SIZE): RenderedView[][] {
-  return renderLooks(forAnalysis(input), looks, imageSize)
+export function renderSkinLooks(input: Volume, looks: SkinLook[], options: LooksOptions = {}): RenderedView[][] {
+  return renderLooks(forAnalysis(input), looks, options.imageSize ?? DEFAULT_IMAGE_SIZE, options.onView)
 }
 
-function renderLooks(volume: Volume, looks: SkinLook[], imageSize: number): RenderedView[][] {
+export interface LooksOptions {
+  /** Width and height in pixels. */
+  imageSize?: number
+  /** Called with each view as soon as it is rendered (and the index of its look), so that another thread can start on it. */
+  onView?: (look: number, view: RenderedView) => void
+}
+
+function renderLooks(volume: Volume, looks: SkinLook[], imageSize: number, onView: LooksOptions['onView']): RenderedView[][] {
   if (!Number.isInteger(imageSize) || imageSize < 1) throw new Error(`image size must be a positive whole number of pixels, not ${imageSize}`)
   const [first] = looks
   if (first === undefined) return []
   const field = smoothedField(volume, first.threshold)
-  return looks.map((look) => {
+  return looks.map((look, l) => {
     const grid = gridAt(field, first.threshold - look.threshold)
-    return look.views.map((view) => renderView(grid, view, imageSize))
+    return look.views.map((angle) => {
+      const view = renderView(grid, angle, imageSize)
+      onView?.(l, view)
+      return view
+    })
   })
 }
 

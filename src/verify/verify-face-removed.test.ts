@@ -6,7 +6,7 @@ import { describeWithSharedData, sharedPath } from '../../test/shared-data.js'
 import { planeDeface } from './plane-deface.js'
 import { DEFAULT_VIEWS, skinLevels } from './render-surface.js'
 import { RENDER_FACE_THRESHOLD } from './render-face.js'
-import { FAINT_VIEWS, loadFaceCheck, verifyFaceRemoved, type FaceCheck } from './verify-face-removed.js'
+import { ArrivingRenders, FAINT_VIEWS, loadFaceCheck, observeOriginalVolume, renderReleased, verifyAgainstOriginal, verifyFaceRemoved, type FaceCheck } from './verify-face-removed.js'
 
 const SAMPLE = join(import.meta.dirname, '..', '..', 'sample-volumes', 'IXI012-HH-1211_T1.nii.gz')
 
@@ -58,6 +58,24 @@ describe('verifyFaceRemoved on a real head (the bundled sample)', () => {
     expect(result.detail.views.every((v) => v.defacedScore < check.gallery.calibration.faceScoreThreshold)).toBe(true)
     expect(result.faint.views.map(({ yaw, pitch }) => ({ yaw, pitch }))).toEqual(FAINT_VIEWS)
     expect(result.faint.views.every((v) => !v.defacedFace)).toBe(true)
+  })
+
+  it('reaches the same verdict when the defaced renders arrive one at a time from another thread', async () => {
+    const levels = skinLevels(sample)
+    const defaced = planeDeface(sample)
+    const seen = observeOriginalVolume(sample, levels, check)
+    const direct = await verifyAgainstOriginal(await seen, defaced, check)
+    const arriving = new ArrivingRenders(seen, Promise.resolve(check))
+    renderReleased(defaced, levels, (look, view) => arriving.add(look, view))
+    const piecewise = await arriving.finish(0)
+    expect(piecewise.verdict).toBe(direct.verdict)
+    expect(piecewise.views).toEqual(direct.views)
+    expect(piecewise.faint).toEqual(direct.faint)
+    expect(piecewise.reasons).toEqual(direct.reasons)
+    // A verdict on fewer renders than the check takes is refused, never a PASS.
+    const short = new ArrivingRenders(seen, Promise.resolve(check))
+    renderReleased(defaced, levels, (look, view) => (look === 0 ? short.add(look, view) : undefined))
+    await expect(short.finish(0)).rejects.toThrow(/15 defaced and 0 faint renders arrived, not 15 and 5/)
   })
 
   it('fails a copy whose face was only dimmed below the skin level: the faint look finds it', async () => {

@@ -16,11 +16,11 @@ import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import type { Volume } from '../io/volume.js'
-import { calibratedOptions, observeDefaced, observeFaint, observeOriginal } from './face-check.js'
+import { calibratedOptions, detectDefacedView, detectView, observeOriginal, withRenderFace, type Detected } from './face-check.js'
 import { loadFaceModel, type FaceModel, type FaceModelOptions } from './face-detector.js'
 import { DEFAULT_GALLERY_PATH, parseGallery, type FaceGallery } from './face-gallery.js'
 import { loadRenderFaceModel, RENDER_FACE_THRESHOLD, type RenderFaceModel } from './render-face.js'
-import { faceVerdict, type FaceStatus, type FaceVerdict, type FaintLook, type OriginalObservation } from './face-verdict.js'
+import { faceVerdict, type DefacedObservation, type FaceStatus, type FaceVerdict, type FaintLook, type OriginalObservation, type ViewObservation } from './face-verdict.js'
 import { DEFAULT_VIEWS, renderSkinLooks, renderSkinViews, skinLevels, skinThreshold, type RenderedView, type ViewAngle } from './render-surface.js'
 
 export interface FaceCheck {
@@ -139,32 +139,115 @@ export interface OriginalSeen {
   timingsMs: { render: number; detect: number }
 }
 
+/** The original's skin level and faint level (skinLevels): both volumes are rendered at them. */
+export interface CheckLevels {
+  skin: number
+  faint: number
+}
+
 /** The first half of the check, which needs only the original and so can run while the face is being removed. */
-export async function observeOriginalVolume(original: Volume, check: FaceCheck): Promise<OriginalSeen> {
+export async function observeOriginalVolume(original: Volume, levels: CheckLevels, check: FaceCheck): Promise<OriginalSeen> {
   const start = performance.now()
-  const { skin: threshold, faint: faintThreshold } = skinLevels(original)
+  const { skin: threshold, faint: faintThreshold } = levels
   const before = renderSkinViews(original, { threshold })
   const rendered = performance.now()
   const observations = await observeOriginal(check.model, check.renderFace, before, check.gallery.calibration.faceScoreThreshold)
   return { original, threshold, faintThreshold, before, observations, timingsMs: { render: Math.round(rendered - start), detect: Math.round(performance.now() - rendered) } }
 }
 
+/**
+ * Renders the volume to be released at the original's two levels: the 15 default views at the
+ * skin level (look 0) and FAINT_VIEWS at the faint level (look 1), one render grid for both.
+ * `onView` gets each view as soon as it is rendered.
+ */
+export function renderReleased(volume: Volume, levels: CheckLevels, onView?: (look: number, view: RenderedView) => void): { after: RenderedView[]; faint: RenderedView[] } {
+  const looks = [
+    { threshold: levels.skin, views: DEFAULT_VIEWS },
+    { threshold: levels.faint, views: FAINT_VIEWS },
+  ]
+  const [after, faint] = renderSkinLooks(volume, looks, onView === undefined ? {} : { onView }) as [RenderedView[], RenderedView[]]
+  return { after, faint }
+}
+
+/** The released volume's renders, and what the detector saw on each (the classifier sees them together, in judgeReleased). */
+interface ReleasedSeen {
+  after: RenderedView[]
+  faint: RenderedView[]
+  afterDetected: Detected<DefacedObservation>[]
+  faintDetected: Detected<ViewObservation>[]
+  /** Whether the defacer changed the volume (false: the original is released as it was). */
+  changed: boolean
+  timingsMs: { render: number; detect: number }
+}
+
 /** The second half: the defaced volume's renders against the original's. `defaced` undefined: the volume was left unchanged. */
 export async function verifyAgainstOriginal(seen: OriginalSeen, defaced: Volume | undefined, check: FaceCheck): Promise<FaceVerification> {
   const start = performance.now()
-  const faintLook = { threshold: seen.faintThreshold, views: FAINT_VIEWS }
-  const [after, faintViews] =
-    defaced === undefined
-      ? [seen.before, renderSkinViews(seen.original, faintLook)]
-      : (renderSkinLooks(defaced, [{ threshold: seen.threshold, views: DEFAULT_VIEWS }, faintLook]) as [RenderedView[], RenderedView[]])
+  const levels = { skin: seen.threshold, faint: seen.faintThreshold }
+  const { after, faint } =
+    defaced === undefined ? { after: seen.before, faint: renderSkinViews(seen.original, { threshold: levels.faint, views: FAINT_VIEWS }) } : renderReleased(defaced, levels)
   const rendered = performance.now()
-  const observations = await observeDefaced(check.model, check.renderFace, after, seen.observations)
-  const faint: FaintLook = { threshold: seen.faintThreshold, views: await observeFaint(check.model, check.renderFace, faintViews) }
+  const afterDetected: Detected<DefacedObservation>[] = []
+  for (const [i, view] of after.entries()) afterDetected.push(await detectDefacedView(check.model, view, seen.observations[i] as OriginalObservation))
+  const faintDetected: Detected<ViewObservation>[] = []
+  for (const view of faint) faintDetected.push(await detectView(check.model, view))
+  const timingsMs = { render: Math.round(rendered - start), detect: Math.round(performance.now() - rendered) }
+  return judgeReleased(seen, { after, faint, afterDetected, faintDetected, changed: defaced !== undefined, timingsMs }, check)
+}
+
+/**
+ * The second half when another thread renders the released volume (renderReleased's onView): each
+ * view goes through the detector as it arrives, so that detection overlaps the rendering of the
+ * next, and the verdict follows the last.
+ */
+export class ArrivingRenders {
+  private readonly after: RenderedView[] = []
+  private readonly faint: RenderedView[] = []
+  private readonly afterDetected: Detected<DefacedObservation>[] = []
+  private readonly faintDetected: Detected<ViewObservation>[] = []
+  private detecting: Promise<void> = Promise.resolve()
+  private detectMs = 0
+
+  /** `seen`: the first half, for the original (it needs `check`, loaded). */
+  constructor(
+    private readonly seen: Promise<OriginalSeen>,
+    private readonly check: Promise<FaceCheck>,
+  ) {}
+
+  add(look: number, view: RenderedView): void {
+    const index = (look === 0 ? this.after : this.faint).push(view) - 1
+    this.detecting = this.detecting.then(async () => {
+      const [seen, check] = await Promise.all([this.seen, this.check])
+      const start = performance.now()
+      if (look === 0) this.afterDetected[index] = await detectDefacedView(check.model, view, seen.observations[index] as OriginalObservation)
+      else this.faintDetected[index] = await detectView(check.model, view)
+      this.detectMs += performance.now() - start
+    })
+    // A failure is reported by finish; until then it must not count as unhandled.
+    this.detecting.catch(() => undefined)
+  }
+
+  /** The verdict, once every view has come (`renderMs`: what the rendering took on its thread). */
+  async finish(renderMs: number): Promise<FaceVerification> {
+    await this.detecting
+    const [seen, check] = await Promise.all([this.seen, this.check])
+    if (this.after.length !== DEFAULT_VIEWS.length || this.faint.length !== FAINT_VIEWS.length) {
+      throw new Error(`${this.after.length} defaced and ${this.faint.length} faint renders arrived, not ${DEFAULT_VIEWS.length} and ${FAINT_VIEWS.length}`)
+    }
+    const timingsMs = { render: Math.round(renderMs), detect: Math.round(this.detectMs) }
+    return judgeReleased(seen, { after: this.after, faint: this.faint, afterDetected: this.afterDetected, faintDetected: this.faintDetected, changed: true, timingsMs }, check)
+  }
+}
+
+async function judgeReleased(seen: OriginalSeen, released: ReleasedSeen, check: FaceCheck): Promise<FaceVerification> {
+  const start = performance.now()
+  const observations = await withRenderFace<DefacedObservation>(check.renderFace, released.after, released.afterDetected)
+  const faint: FaintLook = { threshold: seen.faintThreshold, views: await withRenderFace<ViewObservation>(check.renderFace, released.faint, released.faintDetected) }
   const detail = faceVerdict(seen.observations, observations, check.gallery, calibratedOptions(check.gallery), faint)
   const noFaceSeen = detail.status === 'NO-FACE' && detail.noFace === 'no-face-in-field-of-view'
-  const release = detail.status === 'PASS' || (noFaceSeen && defaced === undefined)
+  const release = detail.status === 'PASS' || (noFaceSeen && !released.changed)
   const reasons =
-    noFaceSeen && defaced !== undefined
+    noFaceSeen && released.changed
       ? [...detail.reasons, 'but the defacer removed a region the segmentation calls face, so no render confirms that what is left cannot be recognised (a partial face, or a scan the renderer does not show well): withheld']
       : detail.reasons
   // A score of 0 means the detector had no candidate at all; a distance is absent where there was no face to compare.
@@ -193,12 +276,12 @@ export async function verifyAgainstOriginal(seen: OriginalSeen, defaced: Volume 
   const timingsMs = {
     renderOriginal: seen.timingsMs.render,
     detectOriginal: seen.timingsMs.detect,
-    renderDefaced: Math.round(rendered - start),
-    detectDefaced: Math.round(performance.now() - rendered),
+    renderDefaced: released.timingsMs.render,
+    detectDefaced: released.timingsMs.detect + Math.round(performance.now() - start),
   }
-  return { verdict: detail.status, release, reasons, views, faint: { threshold: faint.threshold, views: faintChecks }, before: seen.before, after, detail, timingsMs }
+  return { verdict: detail.status, release, reasons, views, faint: { threshold: faint.threshold, views: faintChecks }, before: seen.before, after: released.after, detail, timingsMs }
 }
 
 export async function verifyFaceRemoved(original: Volume, defaced: Volume, check: FaceCheck): Promise<FaceVerification> {
-  return verifyAgainstOriginal(await observeOriginalVolume(original, check), defaced === original ? undefined : defaced, check)
+  return verifyAgainstOriginal(await observeOriginalVolume(original, skinLevels(original), check), defaced === original ? undefined : defaced, check)
 }
