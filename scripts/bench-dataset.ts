@@ -221,7 +221,10 @@ A fixed cost per run (starting the workers and loading the models, about 2 s) is
       : 'the machine allowed a second process to run at nearly full speed (the CPU loop above), so the speed-up is unface\'s own.'
   }
 `
-  await writeFile(docPath, doc)
+  // The sections people wrote below the generated part (from its first "## " heading on) are kept.
+  const previous = existsSync(docPath) ? await readFile(docPath, 'utf8') : ''
+  const written = previous.indexOf('\n## ')
+  await writeFile(docPath, written === -1 ? doc : `${doc}${previous.slice(written)}`)
   console.log(table)
   console.error(`wrote ${docPath}`)
 } finally {
