@@ -107,15 +107,24 @@ export async function encodeVolume(volume: Volume, path: string, options: { keep
   }
 }
 
+/** Larger volumes are compressed in chunks of this size: memory for the output stays bounded. */
+const MAX_GZIP_CHUNK = 128 << 20
+
 /**
  * One gzip member over the parts, in order, as compressed chunks: the same bytes as gzipping the
  * joined file, without joining it. Level 1, as nibabel writes: on head scans about 2% larger than
  * level 6, and a third quicker.
+ *
+ * The output buffer is as large as the input (up to MAX_GZIP_CHUNK): zlib then compresses it in
+ * one go on libuv's thread. With 1 MB chunks each next one waited for this thread's event loop,
+ * so the compression stood still while the verify stage rendered here: 17 MB of voxels took
+ * 691 ms with the thread busy for 600 ms, against 602 ms in one chunk (157 and 134 ms idle).
  */
 function gzipParts(parts: Uint8Array[]): Promise<Buffer[]> {
+  const total = parts.reduce((sum, part) => sum + part.length, 0)
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
-    const gzip = createGzip({ level: 1, chunkSize: 1 << 20 })
+    const gzip = createGzip({ level: 1, chunkSize: Math.min(MAX_GZIP_CHUNK, Math.max(1 << 16, total + (1 << 16))) })
     gzip.on('data', (chunk: Buffer) => chunks.push(chunk))
     gzip.on('end', () => resolve(chunks))
     gzip.on('error', reject)
