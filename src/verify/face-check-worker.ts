@@ -11,7 +11,7 @@ import { readlinkSync } from 'node:fs'
 import { getPriority, setPriority } from 'node:os'
 import { parentPort } from 'node:worker_threads'
 import { skinLevels } from './render-surface.js'
-import { ArrivingRenders, loadFaceCheck, observeOriginalVolume, verifyAgainstOriginal, type FaceVerification, type OriginalSeen } from './verify-face-removed.js'
+import { ArrivingRenders, loadFaceCheck, observeOriginalVolume, verifyAgainstOriginal, type CheckLevels, type FaceVerification, type OriginalSeen } from './verify-face-removed.js'
 import type { FromFaceCheckThread, ToFaceCheckThread } from './face-check-thread.js'
 
 /** Nice steps below the process's priority; lowering it by 5, 10 or 19 gave the same times. */
@@ -32,7 +32,7 @@ check.then(
 port.on('message', (message: ToFaceCheckThread) => {
   const { id } = message
   if (message.type === 'original') {
-    let levels
+    let levels: CheckLevels
     try {
       levels = skinLevels(message.volume)
     } catch (error) {

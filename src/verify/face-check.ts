@@ -42,17 +42,10 @@ export async function observeDefaced(model: FaceModel, renderFace: RenderFaceMod
   return withRenderFace(renderFace, views, detected)
 }
 
-/** Detector score and box for each view of the faint look: whether a face shows is all it asks. */
-export async function observeFaint(model: FaceModel, renderFace: RenderFaceModel, views: RenderedView[]): Promise<ViewObservation[]> {
-  const detected: Detected<ViewObservation>[] = []
-  for (const view of views) detected.push(await detectView(model, view))
-  return withRenderFace(renderFace, views, detected)
-}
-
 /** An observation before the render-face classifier has seen its view (it sees them all in one batch). */
 export type Detected<T extends ViewObservation> = Omit<T, 'renderFace'>
 
-/** One view through the detector: its best score and box. */
+/** One view through the detector: its best score and box (all the faint look asks of a view). */
 export async function detectView(model: FaceModel, view: RenderedView): Promise<Detected<ViewObservation>> {
   const [best] = await detectFaces(model, view)
   return { yaw: view.yaw, pitch: view.pitch, hitFraction: view.hitFraction, score: best?.score ?? 0, ...(best === undefined ? {} : { box: best.box }) }
