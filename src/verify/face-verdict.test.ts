@@ -48,6 +48,7 @@ describe('faceVerdict', () => {
     expect(verdict.facesLeft).toEqual([])
     expect(verdict.matched).toEqual([])
     expect(verdict.reasons[0]).toMatch(/no defaced view shows a face/)
+    expect(verdict.reasons[0]).toMatch(/none of the 3 view\(s\) compared with the original by identity is identified/)
     const front = verdict.views[1]
     expect(front).toMatchObject({ yaw: 0, pitch: 0, originalScore: 0.95, defacedScore: 0.2, originalFace: true, defacedFace: false, galleryHeads: 2, matched: false })
     expect(front?.ownDistance).toBeCloseTo(0.5, 5)
@@ -101,6 +102,8 @@ describe('faceVerdict', () => {
     expect(verdict.status).toBe('PASS')
     expect(verdict.views[0]).toMatchObject({ originalFace: true, originalRenderFace: 0.9, matched: false, galleryHeads: 0 })
     expect(verdict.reasons[0]).toMatch(/best render-face probability 0\.00, threshold 0\.5/)
+    // Without the detector's face there is no descriptor to compare.
+    expect(verdict.reasons[0]).toMatch(/none of the 0 view\(s\) compared with the original by identity/)
     const none = faceVerdict(originals([0.1, 0.2, 0.3], 0.45, [0.4, 0.1, 0]), defaced([0.1, 0.2, 0.1], undefined), STRANGERS, OPTIONS)
     expect(none.status).toBe('NO-FACE')
     expect(none.reasons[0]).toMatch(/best render-face probability 0\.40, threshold 0\.5/)
