@@ -60,6 +60,16 @@ describe('verifyFaceRemoved on a real head (the bundled sample)', () => {
     expect(result.faint.views.every((v) => !v.defacedFace)).toBe(true)
   })
 
+  it('fails a copy with only the nose tip cut off, the face still plain from the side', async () => {
+    const result = await verifyFaceRemoved(sample, planeDeface(sample, { behindNoseMm: 15 }), check)
+    expect(result.verdict).toBe('FAIL')
+    expect(result.release).toBe(false)
+    // From ±60° only the classifier sees faces; there it still sees this one.
+    const sides = result.views.filter((v) => Math.abs(v.yaw) === 60)
+    expect(sides).toHaveLength(6)
+    expect(sides.every((v) => v.defacedFace && v.defacedRenderFace >= RENDER_FACE_THRESHOLD)).toBe(true)
+  })
+
   it('reaches the same verdict when the defaced renders arrive one at a time from another thread', async () => {
     const levels = skinLevels(sample)
     const defaced = planeDeface(sample)
