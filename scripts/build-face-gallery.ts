@@ -29,7 +29,7 @@ import { planeDeface } from '../src/verify/plane-deface.js'
 import { describeBox, descriptorDistance, detectFaces, inspectView, loadFaceModel, type FaceBox, type FaceModel } from '../src/verify/face-detector.js'
 import { GALLERY_FORMAT, DEFAULT_GALLERY_PATH, serializeGallery, parseGallery, type FaceGallery, type GalleryHead } from '../src/verify/face-gallery.js'
 import { faceVerdict, type DefacedObservation, type OriginalObservation } from '../src/verify/face-verdict.js'
-import { realHeads, skullStrippedControl } from './real-volumes.js'
+import { PARTIAL_FACE, PERSON, realHeads, skullStrippedControl } from './real-volumes.js'
 
 const { values } = parseArgs({ options: { data: { type: 'string' }, out: { type: 'string' }, 'behind-nose': { type: 'string' } } })
 const DATA = resolve(values.data ?? join(import.meta.dirname, '..', '..', 'shared', 'data'))
@@ -37,18 +37,8 @@ const OUT = resolve(values.out ?? DEFAULT_GALLERY_PATH)
 /** Where the plane defacer cuts, in mm behind the nose tip; plane-deface.ts's default unless given. */
 const BEHIND_NOSE_MM = values['behind-nose'] === undefined ? undefined : Number(values['behind-nose'])
 
-/** Heads that do not show a whole face: not used to calibrate the threshold. */
-const PARTIAL_FACE: Record<string, string> = {
-  chris_t1: 'upper face only (mouth and chin outside the field of view)',
-  slicer_ctheadaxial_quarter: 'lower face only (CT, 64x64 slices)',
-}
-/** Scans of one person (shared/data/README.md): never each other's decoys. */
-const PERSON: Record<string, string> = {
-  Subj1_T1: 'Subj1',
-  Subj1_FL: 'Subj1',
-  T1_head_ext2: 'niivue-T1_head_ext2',
-  T1w2mm: 'niivue-T1_head_ext2',
-}
+// Heads with part of a face (PARTIAL_FACE) do not calibrate the threshold; scans of one person
+// (PERSON) are never each other's decoys.
 /** Rendered and reported, but kept out of the shipped gallery. */
 const NOT_IN_GALLERY: Record<string, string> = {
   chris_t1: 'image licence CC BY-NC 4.0, not for an MIT package; and no face is found on it, so it is no use as a decoy',

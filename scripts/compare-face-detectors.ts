@@ -16,12 +16,11 @@ import { readVolume } from '../src/io/read-volume.js'
 import { DEFAULT_VIEWS, renderSkinViews, skinThreshold, type RenderedView, type ViewAngle } from '../src/verify/render-surface.js'
 import { planeDeface } from '../src/verify/plane-deface.js'
 import { detectFaces, loadFaceModel, type FaceModelOptions } from '../src/verify/face-detector.js'
-import { realHeads, skullStrippedControl } from './real-volumes.js'
+import { PARTIAL_FACE, realHeads, skullStrippedControl } from './real-volumes.js'
 
 const { values } = parseArgs({ options: { data: { type: 'string' }, configs: { type: 'string' } } })
 const DATA = resolve(values.data ?? join(import.meta.dirname, '..', '..', 'shared', 'data'))
 const configs = (values.configs ?? 'tiny128,tiny160,tiny192,tiny224,tiny320,ssd').split(',')
-const PARTIAL_FACE = new Set(['chris_t1', 'slicer_ctheadaxial_quarter'])
 
 const inputs = realHeads(DATA)
 const renders: Array<{ id: string; original: RenderedView[]; defaced: RenderedView[] }> = []
@@ -35,7 +34,7 @@ for (const path of inputs) {
   })
 }
 const control = renderSkinViews(await readVolume(skullStrippedControl(DATA)))
-const full = renders.filter((r) => !PARTIAL_FACE.has(r.id))
+const full = renders.filter((r) => !(r.id in PARTIAL_FACE))
 
 const pick = {
   'all 15 views': (_: ViewAngle) => true,
@@ -66,9 +65,9 @@ for (const config of configs) {
   const controlScores = await best(control)
   for (const [label, keep] of Object.entries(pick)) {
     const idx = DEFAULT_VIEWS.flatMap((v, i) => (keep(v) ? [i] : []))
-    const originals = scored.filter((s) => !PARTIAL_FACE.has(s.id)).flatMap((s) => idx.map((i) => s.original[i] as number)).sort((a, b) => a - b)
+    const originals = scored.filter((s) => !(s.id in PARTIAL_FACE)).flatMap((s) => idx.map((i) => s.original[i] as number)).sort((a, b) => a - b)
     const t = Math.floor((originals[Math.floor(0.1 * originals.length)] as number) * 100) / 100
-    const defaced = scored.filter((s) => !PARTIAL_FACE.has(s.id)).flatMap((s) => idx.map((i) => s.defaced[i] as number))
+    const defaced = scored.filter((s) => !(s.id in PARTIAL_FACE)).flatMap((s) => idx.map((i) => s.defaced[i] as number))
     const controlled = idx.map((i) => controlScores[i] as number)
     const share = (xs: number[]) => xs.filter((x) => x >= t).length / xs.length
     console.log(`| ${config} | ${(ms / passes).toFixed(1)} | ${label} | ${t.toFixed(2)} | ${pct(share(defaced))} | ${pct(share(controlled))} |`)

@@ -17,6 +17,20 @@ export function realHeads(data: string = SHARED_DATA): string[] {
   ]
 }
 
+/** Heads that do not show a whole face (by the name realHeads' files and folders give them). */
+export const PARTIAL_FACE: Record<string, string> = {
+  chris_t1: 'upper face only (mouth and chin outside the field of view)',
+  slicer_ctheadaxial_quarter: 'lower face only (CT, 64x64 slices)',
+}
+
+/** Scans of one person (shared/data/README.md), by head name; a head not listed is a person of its own. */
+export const PERSON: Record<string, string> = {
+  Subj1_T1: 'Subj1',
+  Subj1_FL: 'Subj1',
+  T1_head_ext2: 'niivue-T1_head_ext2',
+  T1w2mm: 'niivue-T1_head_ext2',
+}
+
 export function skullStrippedControl(data: string = SHARED_DATA): string {
   return join(data, 'controls', 'MR_Gd_skullstripped.nii.gz')
 }

@@ -32,14 +32,12 @@ import { planeDeface } from '../src/verify/plane-deface.js'
 import { DEFAULT_VIEWS, renderSkinLooks, skinLevels, type SkinLook, type ViewAngle } from '../src/verify/render-surface.js'
 import { FAINT_VIEWS } from '../src/verify/verify-face-removed.js'
 import { RENDER_FACE_INPUT_SIZE, shrinkView } from '../src/verify/render-face.js'
-import { realHeads, skullStrippedControl, SHARED_DATA } from './real-volumes.js'
+import { PARTIAL_FACE, PERSON, realHeads, skullStrippedControl, SHARED_DATA } from './real-volumes.js'
 
 const { values } = parseArgs({ options: { data: { type: 'string' }, out: { type: 'string' } } })
 const DATA = resolve(values.data ?? SHARED_DATA)
 const OUT = resolve(values.out ?? join(import.meta.dirname, '..', 'models', 'train', 'work', 'render-face'))
 
-const PARTIAL_FACE = new Set(['chris_t1', 'slicer_ctheadaxial_quarter'])
-const PERSON: Record<string, string> = { Subj1_T1: 'Subj1', Subj1_FL: 'Subj1', T1w2mm: 'T1_head_ext2' }
 
 /** Mulberry32: a small seeded generator, so that the set is the same on every run. */
 function generator(seed: number): () => number {
@@ -98,7 +96,7 @@ for (const path of realHeads(DATA)) {
   const { labels } = await segmentHead(original, model)
   const removed = defaceVolume(original, labels, DEFAULT_DEFACE_SETTINGS).volume
   const withEars = defaceVolume(original, labels, { ...DEFAULT_DEFACE_SETTINGS, ears: true }).volume
-  const faceLabel = PARTIAL_FACE.has(head) ? -1 : 1
+  const faceLabel = head in PARTIAL_FACE ? -1 : 1
   const variants: Variant[] = [
     { name: 'original', label: faceLabel, volume: original, skin: [...DEFAULT_VIEWS, ...randomViews(15)], faint: [...FAINT_VIEWS, ...randomViews(5)], between: randomViews(10) },
     { name: 'nose-tip-cut', label: faceLabel, volume: planeDeface(original, { behindNoseMm: 15 }), skin: [...DEFAULT_VIEWS, ...randomViews(10)], faint: randomViews(5), between: [] },

@@ -62,7 +62,7 @@ port.on('message', (message: ToFaceCheckThread) => {
     if (entry === undefined) throw new Error(`no original was sent for check ${id}`)
     if (message.type === 'unchanged') return verifyAgainstOriginal(await entry.seen, undefined, await check)
     if (entry.arriving === undefined) throw new Error(`no render of the defaced volume arrived for check ${id}`)
-    return entry.arriving.finish(message.renderMs)
+    return entry.arriving.finish(message.renderMs, true)
   }
   run().then(
     (verification) => reply({ type: 'verified', id, verification }),

@@ -20,15 +20,14 @@ export interface FaceCheckOptions extends Partial<VerdictOptions> {}
 
 /** Detector score, box, and where it reaches the threshold the face's descriptor, for each original view. */
 export async function observeOriginal(model: FaceModel, renderFace: RenderFaceModel, views: RenderedView[], faceScoreThreshold: number): Promise<OriginalObservation[]> {
-  const observations: OriginalObservation[] = []
-  const probabilities = await renderFaceScores(renderFace, views)
-  for (const [i, view] of views.entries()) {
-    const base = { yaw: view.yaw, pitch: view.pitch, hitFraction: view.hitFraction, renderFace: probabilities[i] as number }
+  const detected: Detected<OriginalObservation>[] = []
+  for (const view of views) {
+    const base = { yaw: view.yaw, pitch: view.pitch, hitFraction: view.hitFraction }
     const { best, face } = await inspectView(model, view, faceScoreThreshold)
-    if (face !== undefined) observations.push({ ...base, score: face.score, box: face.box, descriptor: face.descriptor, descriptorBox: face.descriptorBox })
-    else observations.push({ ...base, score: best?.score ?? 0, ...(best === undefined ? {} : { box: best.box }) })
+    if (face !== undefined) detected.push({ ...base, score: face.score, box: face.box, descriptor: face.descriptor, descriptorBox: face.descriptorBox })
+    else detected.push({ ...base, score: best?.score ?? 0, ...(best === undefined ? {} : { box: best.box }) })
   }
-  return observations
+  return withRenderFace(renderFace, views, detected)
 }
 
 /**

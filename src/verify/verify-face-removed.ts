@@ -182,23 +182,22 @@ interface ReleasedSeen {
 
 /** The second half: the defaced volume's renders against the original's. `defaced` undefined: the volume was left unchanged. */
 export async function verifyAgainstOriginal(seen: OriginalSeen, defaced: Volume | undefined, check: FaceCheck): Promise<FaceVerification> {
+  const arriving = new ArrivingRenders(Promise.resolve(seen), Promise.resolve(check))
   const start = performance.now()
-  const levels = { skin: seen.threshold, faint: seen.faintThreshold }
-  const { after, faint } =
-    defaced === undefined ? { after: seen.before, faint: renderSkinViews(seen.original, { threshold: levels.faint, views: FAINT_VIEWS }) } : renderReleased(defaced, levels)
-  const rendered = performance.now()
-  const afterDetected: Detected<DefacedObservation>[] = []
-  for (const [i, view] of after.entries()) afterDetected.push(await detectDefacedView(check.model, view, seen.observations[i] as OriginalObservation))
-  const faintDetected: Detected<ViewObservation>[] = []
-  for (const view of faint) faintDetected.push(await detectView(check.model, view))
-  const timingsMs = { render: Math.round(rendered - start), detect: Math.round(performance.now() - rendered) }
-  return judgeReleased(seen, { after, faint, afterDetected, faintDetected, changed: defaced !== undefined, timingsMs }, check)
+  if (defaced === undefined) {
+    // The original is released as it was: its renders at the skin level are already made.
+    for (const view of seen.before) arriving.add(0, view)
+    for (const view of renderSkinViews(seen.original, { threshold: seen.faintThreshold, views: FAINT_VIEWS })) arriving.add(1, view)
+  } else {
+    renderReleased(defaced, { skin: seen.threshold, faint: seen.faintThreshold }, (look, view) => arriving.add(look, view))
+  }
+  return arriving.finish(performance.now() - start, defaced !== undefined)
 }
 
 /**
- * The second half when another thread renders the released volume (renderReleased's onView): each
- * view goes through the detector as it arrives, so that detection overlaps the rendering of the
- * next, and the verdict follows the last.
+ * The second half, view by view: each render of the released volume goes through the detector as
+ * it arrives, so that when another thread renders them (renderReleased's onView) detection
+ * overlaps the rendering of the next; the verdict follows the last.
  */
 export class ArrivingRenders {
   private readonly after: RenderedView[] = []
@@ -227,15 +226,18 @@ export class ArrivingRenders {
     this.detecting.catch(() => undefined)
   }
 
-  /** The verdict, once every view has come (`renderMs`: what the rendering took on its thread). */
-  async finish(renderMs: number): Promise<FaceVerification> {
+  /**
+   * The verdict, once every view has come. `renderMs`: what the rendering took on its thread;
+   * `changed`: whether the defacer changed the volume (false: the original is released as it was).
+   */
+  async finish(renderMs: number, changed: boolean): Promise<FaceVerification> {
     await this.detecting
     const [seen, check] = await Promise.all([this.seen, this.check])
     if (this.after.length !== DEFAULT_VIEWS.length || this.faint.length !== FAINT_VIEWS.length) {
       throw new Error(`${this.after.length} defaced and ${this.faint.length} faint renders arrived, not ${DEFAULT_VIEWS.length} and ${FAINT_VIEWS.length}`)
     }
     const timingsMs = { render: Math.round(renderMs), detect: Math.round(this.detectMs) }
-    return judgeReleased(seen, { after: this.after, faint: this.faint, afterDetected: this.afterDetected, faintDetected: this.faintDetected, changed: true, timingsMs }, check)
+    return judgeReleased(seen, { after: this.after, faint: this.faint, afterDetected: this.afterDetected, faintDetected: this.faintDetected, changed, timingsMs }, check)
   }
 }
 
