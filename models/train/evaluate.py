@@ -53,8 +53,10 @@ def face_errors(pred, ref):
     """Where the predicted face and the reference disagree, in grid voxels: missed face voxels
     (FN) by the class predicted there, and face voxels too many (FP) by whether they lie
     posterior of the reference face in their (x, z) column (the reference's back edge is a
-    registered atlas's, not an edge in the image); and how many fewer voxels the network calls
-    anything but background than the reference does (its outer boundary lying inside)."""
+    registered atlas's, not an edge in the image); how many fewer voxels the network calls
+    anything but background than the reference does (its outer boundary lying inside); and the
+    face's mean depth in mm (face voxels per anterior-posterior column, over the columns the
+    reference face crosses), the reference's and the network's."""
     rf, pf = ref == 2, pred == 2
     fn, fp = rf & ~pf, pf & ~rf
     ys = np.arange(ref.shape[1])[None, :, None]
@@ -62,7 +64,9 @@ def face_errors(pred, ref):
     has = rf.any(1, keepdims=True)
     return dict(fn=int(fn.sum()), fn_as_background=int((fn & (pred == 0)).sum()), fn_as_head=int((fn & (pred == 1)).sum()),
                 fp=int(fp.sum()), fp_behind_reference=int((fp & has & (ys < back)).sum()),
-                head_deficit=int((ref > 0).sum() - (pred > 0).sum()))
+                head_deficit=int((ref > 0).sum() - (pred > 0).sum()),
+                depth_mm_reference=round(float(rf.sum(1)[has[:, 0]].mean() * SPACING), 1),
+                depth_mm_network=round(float(pf.sum(1)[has[:, 0]].mean() * SPACING), 1))
 
 
 def prepare_native(data, zooms):
@@ -220,9 +224,12 @@ def main():
         img = np.asanyarray(nib.load(os.path.join(LAB, hid + "_img.nii.gz")).dataobj).astype(np.float32)
         ref = np.asanyarray(nib.load(os.path.join(LAB, hid + "_lab.nii.gz")).dataobj)[sl]
         p = predict_grid(model, normalise(img[sl]))
-        r = dict(head=hid, face=dice(p == 2, ref == 2), ears=dice(p == 3, ref == 3), brain=dice(p == 4, ref == 4))
+        e = face_errors(p, ref)
+        r = dict(head=hid, face=dice(p == 2, ref == 2), ears=dice(p == 3, ref == 3), brain=dice(p == 4, ref == 4),
+                 depth_mm_reference=e["depth_mm_reference"], depth_mm_network=e["depth_mm_network"])
         train_rows.append(r)
-        print(f"{hid:22s} {'canonical':10s} {r['face']:6.3f} {r['ears']:6.3f} {r['brain']:6.3f}")
+        print(f"{hid:22s} {'canonical':10s} {r['face']:6.3f} {r['ears']:6.3f} {r['brain']:6.3f}"
+              f"  face depth {r['depth_mm_reference']:.1f} mm, network {r['depth_mm_network']:.1f} mm")
     print(f"{'MEAN':22s} {'canonical':10s} " + " ".join(f"{np.nanmean([r[k] for r in train_rows]):6.3f}"
                                                       for k in ("face", "ears", "brain")))
     out["train"] = train_rows
