@@ -104,11 +104,13 @@ describe('defaceFile on the bundled real head', () => {
   it.runIf(existsSync('/proc/self/task'))('a call that loads its own models leaves no thread behind', async () => {
     // Each such call starts a face-check thread and a network session; they used to outlive it.
     // A thread that has been told to stop can take a moment to go: count once the number has held
-    // still for half a second.
+    // still for a second. On a slow machine threads were still going after half a second of
+    // stillness (19 counted after the first call, 15 after the second), so a count that has
+    // fallen since is no leak; one that has risen is.
     const threads = async () => {
       let count = readdirSync('/proc/self/task').length
       let steady = 0
-      for (let waited = 0; waited < 5000 && steady < 5; waited += 100) {
+      for (let waited = 0; waited < 10_000 && steady < 10; waited += 100) {
         await new Promise((resolve) => setTimeout(resolve, 100))
         const now = readdirSync('/proc/self/task').length
         steady = now === count ? steady + 1 : 0
@@ -121,7 +123,7 @@ describe('defaceFile on the bundled real head', () => {
     const after = await threads()
     const again = await defaceFile(SAMPLE, { output, force: true })
     expect(again.verdict).toBe('PASS')
-    expect(await threads()).toBe(after)
+    expect(await threads()).toBeLessThanOrEqual(after)
   })
 
   /** The bundled head as float32 real intensities made by `edit`, written as a plain NIfTI; with its defaced copy read back. */
