@@ -49,7 +49,7 @@ NCLS = 5
 CE_WEIGHTS = torch.tensor([1.0, 1.0, 1.5, 10.0, 1.0])
 DICE_WEIGHTS = torch.tensor([0, 1.0, 2.0, 3.0, 1.0])  # face counts double, the small ears triple
 # The face's extra weight in both losses (runs 1-4: 1.5 and 2) moves the face's back edge, which
-# nothing in the image marks, deeper than the labels put it: the run-3 network's face is 42-47 mm
+# nothing in the image marks, deeper than the labels put it: the run-3 network's face is 41.9-46.7 mm
 # deep on every head, the labels' 35-49 mm (mean 41), so most of its excess face lies behind the
 # labels' back edge (evaluate.py, section 2c). --unweighted-face sets both to 1.
 UNWEIGHTED_FACE = False
