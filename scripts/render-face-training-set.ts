@@ -38,7 +38,6 @@ const { values } = parseArgs({ options: { data: { type: 'string' }, out: { type:
 const DATA = resolve(values.data ?? SHARED_DATA)
 const OUT = resolve(values.out ?? join(import.meta.dirname, '..', 'models', 'train', 'work', 'render-face'))
 
-
 /** Mulberry32: a small seeded generator, so that the set is the same on every run. */
 function generator(seed: number): () => number {
   let state = seed >>> 0
