@@ -65,8 +65,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "..", "unface-seg.onnx"))
     args = ap.parse_args()
     ck = torch.load(args.ckpt, map_location="cpu")
-    m = UNet3D()
-    m.load_state_dict(ck["model"])
+    m = UNet3D.from_state(ck["model"])
     m.eval()
     x = torch.rand(1, 1, GRID, GRID, GRID)
     with torch.no_grad():

@@ -40,6 +40,15 @@ class UNet3D(nn.Module):
             self.dec.append(block(c[i - 1], c[i - 1], 2 if i - 1 >= 2 else 1))
         self.head = nn.Conv3d(c[0], n_classes, 1)
 
+    @classmethod
+    def from_state(cls, state):
+        """The network whose widths the weights in state have (the default's or widen_finest's)."""
+        chans = (state["enc0.0.weight"].shape[0],) + tuple(
+            state[f"down.{i}.0.weight"].shape[0] for i in range(len([k for k in state if k.startswith("down.") and k.endswith(".0.weight")])))
+        model = cls(chans)
+        model.load_state_dict(state)
+        return model
+
     def forward(self, x):
         x = self.enc0(x)
         skips = [x]
@@ -50,3 +59,40 @@ class UNet3D(nn.Module):
         for u, dblk in zip(self.up, self.dec):
             x = dblk(u(x) + skips.pop())
         return self.head(x)
+
+
+def widen_finest(state, width, noise=1e-2, seed=0):
+    """The same function with `width` channels at full resolution (Net2WiderNet): each new channel
+    copies an old one, and whatever reads both shares its old weight between them. Instance norm
+    treats copies alike, and the skip sum adds copy to copy, so the output is unchanged but for a
+    little noise on the copies, which lets them learn apart. For the finest level's capacity
+    (run 6, models/README.md) without starting from nothing."""
+    state = {k: v.clone() for k, v in state.items()}
+    old = state["enc0.0.weight"].shape[0]
+    g = torch.Generator().manual_seed(seed)
+    source = torch.cat([torch.arange(old), torch.randint(0, old, (width - old,), generator=g)])
+    copies = torch.bincount(source, minlength=old).float()
+    share = 1.0 / copies[source]
+    last = len([k for k in state if k.startswith("up.") and k.endswith(".weight")]) - 1
+
+    def rows(name, dim):
+        w = state[name].index_select(dim, source)
+        extra = [slice(None)] * w.dim()
+        extra[dim] = slice(old, None)
+        w[tuple(extra)] += noise * w[tuple(extra)].std() * torch.randn(w[tuple(extra)].shape, generator=g)
+        state[name] = w
+
+    def columns(name, dim):
+        shape = [1] * state[name].dim()
+        shape[dim] = width
+        state[name] = state[name].index_select(dim, source) * share.view(shape)
+
+    for name in ("enc0.0.weight", f"dec.{last}.0.weight"):
+        rows(name, 0)
+    for name in ("enc0.1.weight", "enc0.1.bias", f"dec.{last}.1.weight", f"dec.{last}.1.bias", f"up.{last}.bias"):
+        state[name] = state[name][source]
+    rows(f"up.{last}.weight", 1)
+    columns("down.0.0.weight", 1)
+    columns(f"dec.{last}.0.weight", 1)
+    columns("head.weight", 1)
+    return state

@@ -35,12 +35,11 @@ def main():
         out8, channels_in = w.shape[:2]
         weights[prefix + "weight"] = w.reshape(out8 // 8, 2, 2, 2, channels_in).transpose(4, 0, 1, 2, 3)
         weights[prefix + "bias"] = weights.pop(prefix + "conv.bias")[::8]
-    model = UNet3D()
-    state = model.state_dict()
-    missing = [k for k in state if "m." + k not in weights]
-    if missing:
-        sys.exit(f"{args.onnx}: no initializer for {', '.join(missing)}: not exported by export_onnx.py from net.py")
-    model.load_state_dict({k: torch.from_numpy(weights["m." + k].copy()) for k in state})
+    state = {k[2:]: torch.from_numpy(v.copy()) for k, v in weights.items() if k.startswith("m.")}
+    try:
+        model = UNet3D.from_state(state)
+    except (KeyError, RuntimeError) as error:
+        sys.exit(f"{args.onnx}: its initializers are not a net.py network as export_onnx.py writes it ({error})")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     torch.save(dict(model=model.state_dict(), iter=0, source=os.path.abspath(args.onnx)), args.out)
     print(f"wrote {args.out}: {len(state)} tensors from {args.onnx}")

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from scipy import ndimage as ndi
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from net import UNet3D  # noqa: E402
+from net import UNet3D, widen_finest  # noqa: E402
 from common import GRID, STORE, normalise  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -261,6 +261,7 @@ def main():
     ap.add_argument("--p-stripped", type=float, default=P_STRIPPED, help="probability of a skull-stripped sample")
     ap.add_argument("--p-sharp", type=float, default=P_SHARP, help="probability of a sharp sample (see P_SHARP)")
     ap.add_argument("--unweighted-face", action="store_true", help="face weight 1 in both losses (see UNWEIGHTED_FACE)")
+    ap.add_argument("--widen", type=int, help="with --init: this many channels at full resolution (net.widen_finest)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     P_PERM, P_SYNTH, P_STRIPPED, P_SHARP = args.p_perm, args.p_synth, args.p_stripped, args.p_sharp
@@ -279,13 +280,12 @@ def main():
     train = [load_head(h) for h in split["train"]]
     val = [load_head(h) for h in split["val"]]
     say(f"train {len(train)} heads, val {len(val)} heads: {split['val']}")
-    model = UNet3D()
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     it, spent, best = 0, 0.0, -1.0
     last = os.path.join(WORK, "ckpt_last.pt")
     if args.resume and os.path.exists(last):
         ck = torch.load(last)
-        model.load_state_dict(ck["model"])
+        model = UNet3D.from_state(ck["model"])
+        opt = torch.optim.Adam(model.parameters(), lr=args.lr)
         opt.load_state_dict(ck["opt"])
         it, spent, best = ck["iter"], ck["spent"], ck.get("best", -1.0)
         budget = ck["budget_s"] if args.budget_minutes is None else args.budget_minutes * 60
@@ -295,8 +295,12 @@ def main():
     else:
         budget = args.minutes * 60
         if args.init:
-            model.load_state_dict(torch.load(args.init)["model"])
+            state = torch.load(args.init)["model"]
+            model = UNet3D.from_state(widen_finest(state, args.widen) if args.widen else state)
             say(f"initialised from {args.init}, {vars(args)}")
+        else:
+            model = UNet3D()
+        opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     t0 = time.time() - spent
     run_loss, run_d = 0.0, torch.zeros(NCLS)
     n_run = 0
