@@ -223,7 +223,11 @@ def loss_fn(logits, lab):
         ce = F.cross_entropy(logits, lab, weight=ce_w)
     else:
         reach = int(round(NEAR_FACE_MM / SPACING))
-        near = F.max_pool3d((lab == 2).float()[:, None], 2 * reach + 1, stride=1, padding=reach)[:, 0] > 0
+        # a cube's max pool as three along the axes: the same, and a 13^3 kernel made each step 2.5 s slower
+        near = (lab == 2).float()[:, None]
+        for k in ((2 * reach + 1, 1, 1), (1, 2 * reach + 1, 1), (1, 1, 2 * reach + 1)):
+            near = F.max_pool3d(near, k, stride=1, padding=tuple(n // 2 for n in k))
+        near = near[:, 0] > 0
         w = torch.where(near & (lab == 4), BRAIN_NEAR_FACE, 1.0)
         per_voxel = F.cross_entropy(logits, lab, weight=ce_w, reduction="none")
         # the same normalisation as the weighted mean above: by the weights' sum
