@@ -10,6 +10,7 @@ Checks
   2. the same heads with the voxel axes permuted and flipped while the header stays identity
      ("lying header": the network sees a permuted head), and rotated 25 deg obliquely;
      Dice against the reference transformed the same way; 2b. the training heads, canonical input;
+     2c. where the face errors lie; 2d. face Dice after rules a runtime could add (post_hoc_rules);
   3. all heads with a DLMUSE brain mask (12 IXI; train heads marked): brainmask voxels (label>0,
      native grid) falling inside the predicted face or ears (nearest-neighbour back to native);
   4. FLAIR Subj1_FL and the head CT (dicom/slicer_ctheadaxial_quarter, read with pydicom): face
@@ -44,9 +45,49 @@ def dice(a, b):
     return float(2 * (a & b).sum() / s) if s > 0 else float("nan")
 
 
-def predict_grid(model, x):
+def predict_probs(model, x):
     with torch.no_grad():
-        return model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None, None]).argmax(1)[0].numpy()
+        return torch.softmax(model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None, None]), 1)[0].numpy()
+
+
+def predict_grid(model, x):
+    return predict_probs(model, x).argmax(0)
+
+
+def brain_gap(probs):
+    """The runtime's keepFaceFromBrain (src/segment/segment-head.ts): within 5 mm of any grid point
+    whose brain probability exceeds 5%, the face and ear probabilities go to head."""
+    out = probs.copy()
+    near = ndi.distance_transform_edt(probs[4] <= 0.05) * SPACING <= 5
+    out[1][near] += out[2][near] + out[3][near]
+    out[2][near] = 0
+    out[3][near] = 0
+    return out
+
+
+def skin_from_head_mask(probs, head):
+    """Where the reference's head rule (make_labels.head_mask) finds the person and the network
+    says background, the most probable other class; outside it, background."""
+    lab = probs.argmax(0)
+    fill = head & (lab == 0)
+    lab[fill] = 1 + probs[1:, fill].argmax(0)
+    lab[~head] = 0
+    return lab
+
+
+def post_hoc_rules(model, x, ref):
+    """Face Dice of the network's argmax and of rules a runtime could add after it: the brain gap,
+    the reference's head boundary, and left-right flip averaging (test-time augmentation)."""
+    from make_labels import head_mask
+    p = predict_probs(model, x)
+    pf = predict_probs(model, x[::-1])[:, ::-1]
+    head = head_mask(x)
+    rf = ref == 2
+    both = (p + pf) / 2
+    return {"argmax": dice(p.argmax(0) == 2, rf), "brain gap": dice(brain_gap(p).argmax(0) == 2, rf),
+            "head-mask skin": dice(skin_from_head_mask(p, head) == 2, rf),
+            "flip average": dice(both.argmax(0) == 2, rf),
+            "head-mask skin + flip average": dice(skin_from_head_mask(both, head) == 2, rf)}
 
 
 def face_errors(pred, ref):
@@ -214,6 +255,22 @@ def main():
         errs.append(e)
         print(json.dumps(e))
     out["face_errors"] = errs
+
+    print("\n2d. face Dice after post-hoc rules (see post_hoc_rules), canonical input")
+    rules = {}
+    for group in ("val", "train"):
+        per_head = []
+        for hid in split[group]:
+            img = np.asanyarray(nib.load(os.path.join(LAB, hid + "_img.nii.gz")).dataobj).astype(np.float32)
+            ref = np.asanyarray(nib.load(os.path.join(LAB, hid + "_lab.nii.gz")).dataobj)[sl]
+            per_head.append(post_hoc_rules(model, normalise(img[sl]), ref))
+        rules[group] = {k: float(np.mean([r[k] for r in per_head])) for k in per_head[0]}
+        if group == "val":
+            rules["val_per_head"] = dict(zip(split["val"], per_head))
+    for k in rules["val"]:
+        print(f"{k:32s} val mean {rules['val'][k]:.3f}  train mean {rules['train'][k]:.3f}  val "
+              + " ".join(f"{r[k]:.3f}" for r in rules["val_per_head"].values()))
+    out["post_hoc_rules"] = rules
 
     # The same on the heads the network was trained on: Dice as low there as on validation means
     # the network underfits its labels rather than failing to generalise.
