@@ -81,7 +81,11 @@ describe('model grid', () => {
     expect(out[500]).toBeCloseTo(0.5, 5)
   })
 
-  it('maps probabilities back with the same winner as brute-force trilinear interpolation', () => {
+  // Coarser than the grid, and finer, where several stored rows fall in one row of grid cells.
+  it.each([
+    { size: [37, 41, 29] as Vec3, zooms: [3.1, 2.2, 4.3] as Vec3 },
+    { size: [90, 70, 80] as Vec3, zooms: [1, 0.9, 1.2] as Vec3 },
+  ])('maps probabilities back with the same winner as brute-force trilinear interpolation ($zooms mm)', ({ size, zooms }) => {
     const n = MODEL_GRID_SIZE
     const classes = 3
     const cells = n ** 3
@@ -96,13 +100,11 @@ describe('model grid', () => {
       logits[2 * cells + v] = Math.sin((i + k) / 11) * 3 + random() * 0.01
     }
     const probabilities = softmaxOverClasses(logits, classes)
-    const size: Vec3 = [37, 41, 29]
-    const zooms: Vec3 = [3.1, 2.2, 4.3]
     const placement = placeGrid([50, 40, 60], zooms)
     const { labels, counts } = labelsFromModelGrid(probabilities, classes, storedCanonically(size, zooms), placement)
     expect(counts.reduce((a, b) => a + b, 0)).toBe(labels.length)
     for (let c = 0; c < classes; c++) expect(counts[c]).toBe(labels.filter((l) => l === c).length)
-    for (let trial = 0; trial < 400; trial++) {
+    for (let trial = 0; trial < 2000; trial++) {
       const [x, y, z] = [Math.floor(random() * size[0]), Math.floor(random() * size[1]), Math.floor(random() * size[2])]
       const g = [x, y, z].map((c, a) => (c * (zooms[a] as number) - (placement.offsetMm[a] as number)) / 2.5)
       if (g.some((c) => c < 0 || c > n - 1)) {
