@@ -96,3 +96,28 @@ def widen_finest(state, width, noise=1e-2, seed=0):
     columns(f"dec.{last}.0.weight", 1)
     columns("head.weight", 1)
     return state
+
+
+def widen(state, chans, seed=0):
+    """The same function with more channels per level (`chans`, each at least the old width): old
+    weights are kept, every weight from a new channel into an old one is zero, and the rest is a
+    fresh initialisation. Old channels then compute exactly what they did (instance norm is per
+    channel, skips add old to old), while the zero weights still receive gradients, so the new
+    channels start to matter as training moves them. Gives the cheap coarse levels more capacity
+    (run 12, models/README.md) without starting from nothing."""
+    torch.manual_seed(seed)
+    fresh = UNet3D(tuple(chans)).state_dict()
+    out = {}
+    for name, new in fresh.items():
+        old = state[name]
+        new = new.clone()
+        new[tuple(slice(0, s) for s in old.shape)] = old
+        if new.dim() == 5 and new.shape != old.shape:
+            # Conv3d weights are [out, in, ...]; ConvTranspose3d ("up.*") weights are [in, out, ...]
+            o, i = (1, 0) if name.startswith("up.") else (0, 1)
+            index = [slice(None)] * 5
+            index[o] = slice(0, old.shape[o])
+            index[i] = slice(old.shape[i], None)
+            new[tuple(index)] = 0
+        out[name] = new
+    return out

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from scipy import ndimage as ndi
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from net import UNet3D, widen_finest  # noqa: E402
+from net import UNet3D, widen, widen_finest  # noqa: E402
 from common import GRID, STORE, normalise, SPACING  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -280,6 +280,7 @@ def main():
     ap.add_argument("--unweighted-face", action="store_true", help="face weight 1 in both losses (see UNWEIGHTED_FACE)")
     ap.add_argument("--brain-near-face", type=float, default=BRAIN_NEAR_FACE, help="cross-entropy weight of brain voxels near the face (see BRAIN_NEAR_FACE)")
     ap.add_argument("--widen", type=int, help="with --init: this many channels at full resolution (net.widen_finest)")
+    ap.add_argument("--chans", help="with --init: channels per level, e.g. 8,16,48,96,128 (net.widen)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     P_PERM, P_SYNTH, P_STRIPPED, P_SHARP = args.p_perm, args.p_synth, args.p_stripped, args.p_sharp
@@ -315,7 +316,11 @@ def main():
         budget = args.minutes * 60
         if args.init:
             state = torch.load(args.init)["model"]
-            model = UNet3D.from_state(widen_finest(state, args.widen) if args.widen else state)
+            if args.widen:
+                state = widen_finest(state, args.widen)
+            if args.chans:
+                state = widen(state, [int(c) for c in args.chans.split(",")])
+            model = UNet3D.from_state(state)
             say(f"initialised from {args.init}, {vars(args)}")
         else:
             model = UNet3D()
