@@ -25,6 +25,7 @@ from scipy import ndimage as ndi
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from net import UNet3D  # noqa: E402
 from common import GRID, STORE, normalise  # noqa: E402
+from evaluate import dice  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LAB = os.path.join(HERE, "work", "labels")
@@ -37,10 +38,6 @@ def pitched(a, degrees, order):
     r = np.array([[1, 0, 0], [0, np.cos(t), -np.sin(t)], [0, np.sin(t), np.cos(t)]])
     c = (np.array(a.shape) - 1) / 2.0
     return ndi.affine_transform(a, r, offset=c - r @ c, order=order, mode="nearest")
-
-
-def dice(a, b):
-    return float(2 * (a & b).sum() / (a.sum() + b.sum()))
 
 
 class Probe:

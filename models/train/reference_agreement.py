@@ -34,6 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_labels  # noqa: E402
 from net import UNet3D  # noqa: E402
 from common import GRID, STORE, normalise  # noqa: E402
+from evaluate import dice  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.path.join(HERE, "work", "agreement")
@@ -62,11 +63,6 @@ def routed_face(target, hid, via, threads):
     lab = target["lab"]
     guard = ndi.binary_dilation(lab == 4, iterations=2)
     return face & (lab > 0) & ~guard
-
-
-def dice(a, b):
-    s = a.sum() + b.sum()
-    return float(2 * (a & b).sum() / s) if s else float("nan")
 
 
 def main():

@@ -103,8 +103,8 @@ P_STRIPPED = 0.25
 # blurred, and the network's head came out about a voxel inside its labels' (models/README.md).
 P_SHARP = 0.0
 # The fraction of sharp samples turned about the left-right axis (pitch, up to PITCH_DEG) before
-# the whole-voxel shift. The run-8 network loses up to 0.2 of face Dice when a head is pitched by
-# 20 degrees, and Subj1, scanned tilted forward, reaches IXI levels once turned
+# the whole-voxel shift. The run-8 network loses 0.03-0.06 of face Dice when a head is pitched by
+# 20 degrees (up to 0.2 at 30), and Subj1, scanned tilted forward, reaches IXI levels once turned
 # (pose_sensitivity.py): random-axis rotations of blurred samples had not taught it pitched heads.
 P_PITCH = 0.0
 PITCH_DEG = 25
